@@ -1,0 +1,213 @@
+"""Bake every supported option set and check the project it writes."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATE, bake, choices
+
+# Every file a default bake writes; {pkg} is the Python package.
+DEFAULT_FILES = {
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    ".python-version",
+    ".telemetry",
+    "README.md",
+    "conf/base/catalog.yml",
+    "conf/base/globals.yml",
+    "conf/base/mlflow.yml",
+    "conf/base/parameters_data_science.yml",
+    "conf/gcp/globals.yml",
+    "conf/gcp/mlflow.yml",
+    "conf/local/.gitkeep",
+    "conf/local/credentials.yml.example",
+    "data/01_raw/companies.csv",
+    "data/01_raw/reviews.csv",
+    "data/01_raw/shuttles.xlsx",
+    *(
+        f"data/{folder}/.gitkeep"
+        for folder in (
+            "02_intermediate",
+            "03_primary",
+            "04_feature",
+            "05_model_input",
+            "06_models",
+            "07_model_output",
+            "08_reporting",
+        )
+    ),
+    "noxfile.py",
+    "pyproject.toml",
+    "uv.lock",
+    "src/{pkg}/__init__.py",
+    "src/{pkg}/__main__.py",
+    "src/{pkg}/pipeline_registry.py",
+    "src/{pkg}/settings.py",
+    "src/{pkg}/pipelines/__init__.py",
+    *(
+        f"src/{{pkg}}/pipelines/{pipeline}/{module}.py"
+        for pipeline in ("data_processing", "data_science")
+        for module in ("__init__", "nodes", "pipeline")
+    ),
+    "tests/__init__.py",
+    "tests/pipelines/__init__.py",
+    "tests/pipelines/test_data_processing.py",
+    "tests/pipelines/test_data_science.py",
+    "tests/test_run.py",
+}
+# What each switch, answered "no", leaves out.
+WITHOUT = {
+    "mlflow_tracking": {"conf/base/mlflow.yml", "conf/gcp/mlflow.yml"},
+    "github_actions": {".github/workflows/ci.yml"},
+}
+AWKWARD = {
+    "project_name": 'Rocket\'s "Quote" \\ Co',
+    "author_name": 'Zoë O\'Brien-Łukasiewicz "Z" \\',
+    "author_email": "zoe@example.com",
+}
+# The supported option sets: every choice of cookiecutter.json, plus awkward answers.
+SUPPORTED = {
+    "defaults": {},
+    **{f"python-{version}": {"python_version": version} for version in choices("python_version")[1:]},
+    **{f"without-{switch}": {switch: "no"} for switch in WITHOUT},
+    "all-switches-off": dict.fromkeys(WITHOUT, "no"),
+    "awkward-answers": AWKWARD,
+    "other-names": {
+        "project_name": "Moon Cargo",
+        "python_package": "cargo_pipelines",
+        "gcp_project_id": "acme-ml-prod-42",
+        "gcp_region": "us-central1",
+        "data_bucket": "acme.cargo.data",
+    },
+}
+UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s*(if|for|raw)\b[^%]*cookiecutter")
+
+
+def expected_files(answers: dict[str, str], package: str) -> set[str]:
+    files = set(DEFAULT_FILES)
+    for switch, paths in WITHOUT.items():
+        if answers.get(switch) == "no":
+            files -= paths
+    return {path.format(pkg=package) for path in files}
+
+
+def baked_files(project: Path) -> set[str]:
+    return {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
+
+
+@pytest.fixture(scope="module", params=list(SUPPORTED), ids=list(SUPPORTED))
+def baked(request, tmp_path_factory) -> tuple[dict[str, str], Path]:
+    answers = SUPPORTED[request.param]
+    return answers, bake(tmp_path_factory.mktemp(request.param), **answers)
+
+
+def pyproject(project: Path) -> dict:
+    return tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_writes_exactly_the_expected_files(baked):
+    answers, project = baked
+    package = pyproject(project)["tool"]["kedro"]["package_name"]
+    assert baked_files(project) == expected_files(answers, package)
+
+
+def test_leaves_no_cookiecutter_variable_unrendered(baked):
+    _, project = baked
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix not in {".xlsx"}:
+            text = path.read_text(encoding="utf-8")
+            assert not UNRENDERED.search(text), f"unrendered cookiecutter variable in {path.relative_to(project)}"
+
+
+def test_pyproject_says_who_and_what(baked):
+    answers, project = baked
+    meta = pyproject(project)
+    slug = project.name
+    assert meta["project"]["name"] == slug
+    assert meta["project"]["authors"][0]["name"] == answers.get("author_name", TEMPLATE["author_name"])
+    assert meta["project"]["authors"][0].get("email", "") == answers.get("author_email", "")
+    assert meta["tool"]["kedro"]["project_name"] == answers.get("project_name", TEMPLATE["project_name"])
+    package = meta["tool"]["kedro"]["package_name"]
+    assert package == answers.get("python_package", slug.replace("-", "_"))
+    assert meta["project"]["scripts"][slug] == f"{package}.__main__:main"
+    assert (project / "src" / package / "__main__.py").exists()
+
+
+def test_lock_names_the_project(baked):
+    _, project = baked
+    lock = tomllib.loads((project / "uv.lock").read_text())
+    names = {package["name"] for package in lock["package"]}
+    assert project.name in names
+    assert {"kedro", "kedro-datasets", "scikit-learn", "gcsfs"} <= names
+    assert not names & {"apache-airflow", "jupyterlab", "kedro-viz", "mlflow"}, "the image must stay lean"
+
+
+def test_python_version_is_the_chosen_one(baked):
+    answers, project = baked
+    assert (project / ".python-version").read_text().strip() == answers.get("python_version", "3.11")
+
+
+def test_every_yaml_file_parses(baked):
+    _, project = baked
+    for path in [*project.rglob("*.yml"), project / ".telemetry"]:
+        assert yaml.safe_load(path.read_text()) is not None or path.name.endswith(".example"), path
+
+
+def test_gcp_environment_puts_every_persisted_dataset_on_the_bucket(baked):
+    answers, project = baked
+    catalog = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
+    assert all(entry["filepath"].startswith("${globals:data_root}/") for entry in catalog.values())
+    assert yaml.safe_load((project / "conf/base/globals.yml").read_text()) == {"data_root": "data"}
+    bucket = answers.get("data_bucket", f"{TEMPLATE['gcp_project_id']}-{project.name}")
+    gcp = yaml.safe_load((project / "conf/gcp/globals.yml").read_text())
+    assert gcp == {"data_root": f"gs://{bucket}/{project.name}"}
+
+
+def test_parameters_are_the_starters(baked):
+    _, project = baked
+    parameters = yaml.safe_load((project / "conf/base/parameters_data_science.yml").read_text())
+    assert parameters["model_options"]["test_size"] == 0.2
+    assert parameters["model_options"]["random_state"] == 3
+    assert len(parameters["model_options"]["features"]) == 8
+
+
+def test_optional_parts_carry_their_answers(baked):
+    answers, project = baked
+    if answers.get("mlflow_tracking", "yes") == "yes":
+        gcp = yaml.safe_load((project / "conf/gcp/mlflow.yml").read_text())
+        assert gcp["server"]["mlflow_tracking_uri"] == f"http://mlflow.{project.name}.svc.cluster.local:5000"
+        assert "MLflow" in (project / "README.md").read_text()
+    else:
+        assert "| MLflow |" not in (project / "README.md").read_text()
+    if answers.get("github_actions", "yes") == "yes":
+        workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+        assert workflow["concurrency"]["group"] == "${{ github.workflow }}-${{ github.ref }}"
+        assert workflow["jobs"]["check"]["steps"][-1]["run"] == "uvx nox -s lint tests"
+
+
+def test_python_files_compile(baked):
+    _, project = baked
+    for path in project.rglob("*.py"):
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def test_sample_data_is_copied_byte_for_byte(baked):
+    _, project = baked
+    template_raw = next(Path(__file__).parents[1].glob("{{*}}")) / "data/01_raw"
+    for path in template_raw.iterdir():
+        assert (project / "data/01_raw" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_an_injection_payload_is_kept_as_data(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = f"""x'''\"\"\"); __import__("os").system("touch {marker}") #"""
+    project = bake(tmp_path / "out", project_name=payload, project_slug="injected", author_name=payload)
+
+    assert not marker.exists()
+    meta = pyproject(project)
+    assert meta["tool"]["kedro"]["project_name"] == payload
+    assert meta["project"]["authors"][0]["name"] == payload

@@ -1,0 +1,1 @@
+"""Spaceflights pipelines that run on Airflow, one Kubernetes pod per task."""
