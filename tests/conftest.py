@@ -32,9 +32,12 @@ def bake(output_dir: Path, **answers: str) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the virtual environment it runs in."""
+    """This process's environment without the virtual environment it runs in.
+
+    Wide columns keep Kedro's rich log lines whole, so tests can read them.
+    """
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}}
-    return env | extra
+    return env | {"COLUMNS": "200"} | extra
 
 
 def run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:

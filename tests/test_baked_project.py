@@ -1,0 +1,110 @@
+"""Install a baked project and run it: its pipelines, its own lint and tests (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REFERENCE_DATA, bake, choices, clean_env, require, run, uv
+
+pytestmark = pytest.mark.slow
+
+RAW_FILES = ("companies.csv", "reviews.csv", "shuttles.xlsx")
+
+
+def install(project: Path) -> Path:
+    """Install the locked dependencies into the project's .venv; return its bin folder."""
+    run(uv(), "sync", "--locked", cwd=project)
+    return project / ".venv" / "bin"
+
+
+def kedro_run(bin_dir: Path, project: Path, *args: str) -> dict[str, float]:
+    """`kedro run` in ``project``; return the metrics the run wrote."""
+    run(bin_dir / "kedro", "run", *args, cwd=project)
+    return json.loads((project / "data/08_reporting/metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="module")
+def bin_dir(project) -> Path:
+    return install(project)
+
+
+def test_kedro_run_succeeds_on_the_sample_data_offline(project, bin_dir):
+    # No proxy and no index: the run must not need the network.
+    env = clean_env(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", UV_OFFLINE="1")
+    result = subprocess.run(
+        [bin_dir / "kedro", "run"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pipeline execution completed successfully" in result.stdout + result.stderr
+
+    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
+    assert set(metrics) == {"r2_score", "mae", "max_error"}
+    assert metrics["r2_score"] > 0.3, "the sample data must be rich enough for the model to learn"
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_each_pipeline_runs_on_its_own(project, bin_dir):
+    run(bin_dir / "kedro", "run", "--pipelines", "data_processing", cwd=project)
+    metrics = kedro_run(bin_dir, project, "--pipelines", "data_science")
+    assert metrics["r2_score"] > 0.3
+
+
+def test_pipelines_run_unchanged_on_the_real_spaceflights_data(project, bin_dir, tmp_path):
+    present = all((REFERENCE_DATA / name).exists() for name in RAW_FILES)
+    if not present:
+        pytest.skip(f"the real Spaceflights files are not in {REFERENCE_DATA} (set SPACEFLIGHTS_REFERENCE_DATA)")
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".venv", "data"))
+    (copy / "data/01_raw").mkdir(parents=True)
+    for name in RAW_FILES:
+        shutil.copy(REFERENCE_DATA / name, copy / "data/01_raw" / name)
+
+    metrics = kedro_run(bin_dir, copy)
+    assert metrics["r2_score"] > 0.1
+
+
+def test_gcp_environment_resolves_every_dataset_to_the_bucket(project, bin_dir):
+    script = (
+        "import json; from kedro.config import OmegaConfigLoader;"
+        "loader = OmegaConfigLoader('conf', base_env='base', default_run_env='gcp');"
+        "print(json.dumps({name: entry['filepath'] for name, entry in loader['catalog'].items()}))"
+    )
+    paths = json.loads(run(bin_dir / "python", "-c", script, cwd=project).strip().splitlines()[-1])
+    assert {"companies", "shuttles", "reviews", "model_input_table", "regressor", "metrics"} <= set(paths)
+    bucket = f"gs://my-gcp-project-{project.name}/{project.name}/"
+    assert all(path.startswith(bucket) for path in paths.values()), paths
+
+
+def test_kedro_airflow_create_writes_a_dag(project, bin_dir, tmp_path):
+    run(bin_dir / "kedro", "airflow", "create", "--target-dir", tmp_path, cwd=project)
+    dag = tmp_path / f"{project.name.replace('-', '_')}_dag.py"
+    assert "split_data_node" in dag.read_text()
+    compile(dag.read_text(), str(dag), "exec")
+
+
+def test_the_projects_own_lint_and_tests_pass(project):
+    # The baked noxfile builds its own environments from the lock, as a user's would.
+    output = run(sys.executable, "-m", "nox", "--non-interactive", "-s", "lint", "tests", cwd=project)
+    assert "Session lint was successful" in output
+    assert "Session tests was successful" in output
+
+
+@pytest.mark.parametrize("version", choices("python_version")[1:])
+def test_other_python_versions_install_and_run(tmp_path, version):
+    found = subprocess.run([uv(), "python", "find", version], capture_output=True, text=True, check=False)
+    require(found.returncode == 0, f"no Python {version} interpreter on this machine")
+    project = bake(tmp_path, python_version=version)
+    bin_dir = install(project)
+
+    assert run(bin_dir / "python", "--version", cwd=project).startswith(f"Python {version}.")
+    assert kedro_run(bin_dir, project)["r2_score"] > 0.3
