@@ -64,7 +64,7 @@ def demo(session: nox.Session) -> None:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     session.log(f"Baking the default project into {DEMO_DIR}")
     project = bake(session, DEMO_DIR, *session.posargs)
-    env = {"VIRTUAL_ENV": None, "UV_PROJECT_ENVIRONMENT": None}
+    env = {"VIRTUAL_ENV": None, "UV_PROJECT_ENVIRONMENT": None, "UV_PYTHON": None}  # the project's own
     with session.chdir(project):
         session.log("Installing its locked dependencies into its own environment, .venv")
         session.run("uv", "sync", "--locked", env=env)
@@ -84,7 +84,7 @@ def lock(session: nox.Session) -> None:
     install_locked(session, "test")
     project = bake(session, Path(session.create_tmp()) / "lock")
     with session.chdir(project):
-        session.run("uv", "lock", *session.posargs, env={"VIRTUAL_ENV": None})
+        session.run("uv", "lock", *session.posargs, env={"VIRTUAL_ENV": None, "UV_PYTHON": None})
     slug = project.name
     lock_text = (project / "uv.lock").read_text()
     marker = f'\nname = "{slug}"\n'

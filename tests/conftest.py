@@ -32,11 +32,12 @@ def bake(output_dir: Path, **answers: str) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the virtual environment it runs in.
+    """This process's environment without the virtual environment (and nox session) it runs in.
 
     Wide columns keep Kedro's rich log lines whole, so tests can read them.
     """
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}}
+    session = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "NOX_CURRENT_SESSION"}
+    env = {k: v for k, v in os.environ.items() if k not in session}
     return env | {"COLUMNS": "200"} | extra
 
 
