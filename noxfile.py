@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -37,23 +38,27 @@ def bake(session: nox.Session, output_dir: Path, *answers: str) -> Path:
     return project
 
 
+def ruff(session: nox.Session, path: Path) -> None:
+    """Lint and format-check ``path`` with the configuration it carries."""
+    session.run("ruff", "check", str(path))
+    session.run("ruff", "format", "--check", str(path))
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check the template and a baked project with ruff."""
     install_locked(session, "test", "lint")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    project = bake(session, Path(session.create_tmp()) / "lint")
-    session.run("ruff", "check", str(project))
-    session.run("ruff", "format", "--check", str(project))
+    ruff(session, ROOT)
+    # Outside .nox and build/, which ruff skips without a word.
+    with tempfile.TemporaryDirectory() as output_dir:
+        ruff(session, bake(session, Path(output_dir)))
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Lint, then bake every option set and run the baked projects (`-- -m 'not slow'` for the fast part)."""
     install_locked(session, "test", "lint")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    ruff(session, ROOT)
     session.run("pytest", "-n", "2", "--dist", "loadfile", "--durations", "5", *session.posargs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -211,3 +212,16 @@ def test_an_injection_payload_is_kept_as_data(tmp_path):
     meta = pyproject(project)
     assert meta["tool"]["kedro"]["project_name"] == payload
     assert meta["project"]["authors"][0]["name"] == payload
+
+
+def test_git_tracks_the_project_but_not_local_config_data_or_environments(tmp_path):
+    project = bake(tmp_path)
+    for leftover in ("conf/local/credentials.yml", "data/02_intermediate/x.parquet", ".venv/bin/python", "mlruns/0/x"):
+        (project / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (project / leftover).write_text("local")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    tracked = subprocess.run([*git, "ls-files"], cwd=project, check=True, capture_output=True, text=True).stdout
+
+    assert set(tracked.split()) == expected_files({}, project.name)

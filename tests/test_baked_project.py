@@ -92,6 +92,15 @@ def test_kedro_airflow_create_writes_a_dag(project, bin_dir, tmp_path):
     compile(dag.read_text(), str(dag), "exec")
 
 
+def test_pip_resolves_the_project_too(project, tmp_path):
+    # Plain pip, as in a user's own virtual environment: the standard metadata is enough.
+    run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
+    report = tmp_path / "report.json"
+    run(tmp_path / "venv/bin/pip", "install", "--quiet", "--dry-run", "--report", report, project, cwd=tmp_path)
+    resolved = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {project.name, "kedro", "kedro-datasets", "scikit-learn", "gcsfs", "openpyxl", "pyarrow"} <= resolved
+
+
 def test_the_projects_own_lint_and_tests_pass(project):
     # The baked noxfile builds its own environments from the lock, as a user's would.
     output = run(sys.executable, "-m", "nox", "--non-interactive", "-s", "lint", "tests", cwd=project)
