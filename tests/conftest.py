@@ -14,6 +14,7 @@ from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).parents[1]
 TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
+PROJECT_TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 # The real Spaceflights files, when this checkout sits beside the shared folder.
 REFERENCE_DATA = Path(os.environ.get("SPACEFLIGHTS_REFERENCE_DATA", ROOT.parent / "shared/reference-data/spaceflights"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -8,9 +8,9 @@ import sys
 
 import openpyxl
 import pytest
-from conftest import REFERENCE_DATA, ROOT
+from conftest import PROJECT_TEMPLATE, REFERENCE_DATA, ROOT
 
-SHIPPED = ROOT / "{{cookiecutter.project_slug}}" / "data" / "01_raw"
+SHIPPED = PROJECT_TEMPLATE / "data" / "01_raw"
 FILES = ("companies.csv", "reviews.csv", "shuttles.xlsx")
 
 
