@@ -18,6 +18,8 @@ TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
 PYTHON = TEMPLATE["python_version"][0]
 PROJECT_TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 DEMO_DIR = ROOT / "build" / "demo"
+# nox points these at its session's environment; a baked project uses its own.
+OWN_ENVIRONMENT = {"VIRTUAL_ENV": None, "UV_PROJECT_ENVIRONMENT": None, "UV_PYTHON": None}
 
 
 def install_locked(session: nox.Session, *groups: str) -> None:
@@ -69,12 +71,11 @@ def demo(session: nox.Session) -> None:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     session.log(f"Baking the default project into {DEMO_DIR}")
     project = bake(session, DEMO_DIR, *session.posargs)
-    env = {"VIRTUAL_ENV": None, "UV_PROJECT_ENVIRONMENT": None, "UV_PYTHON": None}  # the project's own
     with session.chdir(project):
         session.log("Installing its locked dependencies into its own environment, .venv")
-        session.run("uv", "sync", "--locked", env=env)
+        session.run("uv", "sync", "--locked", env=OWN_ENVIRONMENT)
         session.log("Running both pipelines on the sample data")
-        session.run("uv", "run", "--locked", "kedro", "run", env=env)
+        session.run("uv", "run", "--locked", "kedro", "run", env=OWN_ENVIRONMENT)
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     summary = "\n".join(f"  {name:<10} {value:>10.3f}" for name, value in metrics.items())
     session.log(
@@ -89,7 +90,7 @@ def lock(session: nox.Session) -> None:
     install_locked(session, "test")
     project = bake(session, Path(session.create_tmp()) / "lock")
     with session.chdir(project):
-        session.run("uv", "lock", *session.posargs, env={"VIRTUAL_ENV": None, "UV_PYTHON": None})
+        session.run("uv", "lock", *session.posargs, env=OWN_ENVIRONMENT)
     slug = project.name
     lock_text = (project / "uv.lock").read_text()
     marker = f'\nname = "{slug}"\n'
