@@ -1,5 +1,8 @@
 """Development sessions of {{ cookiecutter.python_package }}: `nox -l` lists them."""
 
+import argparse
+import os
+import tempfile
 from pathlib import Path
 
 import nox
@@ -9,6 +12,8 @@ nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "tests"]
 
 PYTHON = Path(__file__).with_name(".python-version").read_text().strip()
+PUSHED_IMAGE = Path("build/image")  # written by `nox -s push`: the image by digest
+DAGS = Path("dags")
 
 
 def install_locked(session: nox.Session, *args: str) -> None:
@@ -36,3 +41,37 @@ def lint(session: nox.Session) -> None:
     args = session.posargs or ["."]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)
+
+
+@nox.session(python=PYTHON)
+def generate(session: nox.Session) -> None:
+    """Write the pipelines' Airflow DAGs into dags/ (`-- --help` for the options)."""
+    parser = argparse.ArgumentParser(prog="nox -s generate --")
+    parser.add_argument("--env", default="gcp", help="Kedro environment (gcp)")
+    parser.add_argument(
+        "--pipelines", default="__default__", help="comma-separated (__default__)"
+    )
+    parser.add_argument("--image", help=f"image to run (default: {PUSHED_IMAGE})")
+    args = parser.parse_args(session.posargs)
+    params = []
+    if args.image or args.env != "local":
+        if not (args.image or PUSHED_IMAGE.exists()):
+            session.error(
+                f"No image to run: {PUSHED_IMAGE} is missing. Run `nox -s push` "
+                "first, or name one with `nox -s generate -- --image <image>`"
+            )
+        image = args.image or PUSHED_IMAGE.read_text().strip()
+        params = ["--params", f"image={image}"]
+    install_locked(session, "--group=dev", "--no-default-groups")
+    # kedro-airflow writes as it renders: write elsewhere, then move whole files in.
+    Path("build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir="build") as folder:
+        session.run(
+            *("kedro", "airflow", "create", "--jinja-file=deploy/airflow_dag.j2"),
+            *(f"--target-dir={folder}", f"--env={args.env}"),
+            *(f"--pipelines={args.pipelines}", *params),
+        )
+        DAGS.mkdir(exist_ok=True)
+        for dag in sorted(Path(folder).iterdir()):
+            os.replace(dag, DAGS / dag.name)
+            session.log(f"Wrote {DAGS / dag.name}")

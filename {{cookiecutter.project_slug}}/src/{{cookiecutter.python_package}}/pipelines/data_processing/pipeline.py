@@ -6,6 +6,8 @@ from .nodes import create_model_input_table, preprocess_companies, preprocess_sh
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """Each node's `airflow.<group>` tag runs it in one Airflow task with the other
+    nodes of its group; `machine.<size>` sizes the pod (see conf/base/airflow.yml)."""
     return Pipeline(
         [
             Node(
@@ -13,18 +15,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="companies",
                 outputs="preprocessed_companies",
                 name="preprocess_companies_node",
+                tags=["airflow.companies"],
             ),
             Node(
                 func=preprocess_shuttles,
                 inputs="shuttles",
                 outputs="preprocessed_shuttles",
                 name="preprocess_shuttles_node",
+                tags=["airflow.shuttles", "machine.medium"],
             ),
             Node(
                 func=create_model_input_table,
                 inputs=["preprocessed_shuttles", "preprocessed_companies", "reviews"],
                 outputs="model_input_table",
                 name="create_model_input_table_node",
+                tags=["airflow.split", "machine.medium"],
             ),
         ]
     )

@@ -1,0 +1,206 @@
+"""Where Kedro meets the task plan: the tagging check and the DAG's configuration.
+
+The pipeline registry calls ``check_tagging`` so that every ``kedro run`` refuses a
+tagging that cannot make a DAG. ``AirflowHooks`` gives ``kedro airflow create``
+each pipeline's checked task plan (see ``airflow_plan``) as the ``plan`` variable of
+the DAG template, after checking the settings and that every dataset crossing from
+one task to another is persisted: all of it before any DAG file is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from kedro.config import AbstractConfigLoader, MissingConfigException
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines, settings
+from kedro.io.catalog_config_resolver import CatalogConfigResolver
+from kedro.pipeline import Pipeline
+from kedro.utils import find_kedro_project
+
+from .airflow_plan import NodeSpec, Plan, PlanError, check_settings, make_plan
+
+logger = logging.getLogger(__name__)
+PACKAGE = __name__.rpartition(".")[0]
+MEMORY_DATASETS = {"MemoryDataset", "SharedMemoryDataset"}
+RUNTIME_PATTERNS = {"{default}": {"type": "MemoryDataset"}}
+
+
+def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
+    """The plan's view of ``pipeline``'s nodes, in Kedro's order."""
+    return [
+        NodeSpec(
+            node.name, frozenset(node.tags), tuple(node.inputs), tuple(node.outputs)
+        )
+        for node in pipeline.nodes
+    ]
+
+
+def config_loader(env: str | None) -> AbstractConfigLoader:
+    """The project's configuration for ``env``, loaded as a Kedro session would."""
+    project = find_kedro_project(Path.cwd()) or Path.cwd()
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE),
+        env=env,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+
+
+def check_tagging(registered: Mapping[str, Pipeline]) -> None:
+    """Raise ``PlanError`` if a pipeline's tags cannot make a DAG.
+
+    The registry does not know the run's ``--env``: this reads conf/base and the
+    environment in ``KEDRO_ENV``, if any. ``kedro airflow create`` checks again with
+    its own environment, and the datasets too.
+    """
+    env = os.environ.get("KEDRO_ENV") or settings.CONFIG_LOADER_ARGS["base_env"]
+    try:
+        config = AirflowConfig(config_loader(env), env, registered)
+    except MissingConfigException:  # no airflow.yml: nothing to check
+        return
+    for name in registered:
+        config.plan(name)
+
+
+class AirflowConfig(Mapping[str, Any]):
+    """``airflow.yml`` as kedro-airflow reads it: ``default``, then one section per
+    pipeline, which gets ``plan``, the pipeline's checked task plan."""
+
+    def __init__(
+        self,
+        loader: AbstractConfigLoader,
+        env: str,
+        registered: Mapping[str, Pipeline],
+        with_catalog: bool = False,
+    ):
+        self.loader, self.env, self.registered = loader, env, registered
+        self.with_catalog = with_catalog
+        self.plans: dict[str, Plan] = {}
+        self.raw = loader["airflow"]
+        self.files = _files_of(Path(loader.conf_source), loader.base_env, env)
+        if unknown := set(self.raw) - {"default", *registered}:
+            section = sorted(unknown)[0]
+            raise PlanError(
+                f"{self.files.get((section, None), 'airflow.yml')}: `{section}` is not "
+                f"`default` nor a registered pipeline ({', '.join(registered)})."
+            )
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        if section == "default":
+            return dict(self.raw.get("default", {}))
+        if section not in self.registered:
+            raise KeyError(section)
+        return self.settings(section) | {"plan": self.plan(section)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["default", *self.registered])
+
+    def __len__(self) -> int:
+        return 1 + len(self.registered)
+
+    def __contains__(self, section: object) -> bool:
+        return section == "default" or section in self.registered
+
+    def settings(self, section: str) -> dict[str, Any]:
+        """The section's checked settings: ``default``, the section, ``--params``."""
+        params = _cli_params()
+        config = self.raw.get("default", {}) | self.raw.get(section, {}) | params
+        files = {
+            key: "--params"
+            if key in params
+            else self.files.get((section, key), self.files.get(("default", key)))
+            for key in config
+        }
+        default_file = f"{self.loader.conf_source}/{self.loader.base_env}/airflow.yml"
+        return check_settings(config, files, default_file)
+
+    def plan(self, section: str) -> Plan:
+        """The pipeline's task plan; raises ``PlanError``."""
+        if section in self.plans:
+            return self.plans[section]
+        settings_ = self.settings(section)
+        nodes = node_specs(self.registered[section])
+        plan = make_plan(PACKAGE, section, self.env, nodes, settings_)
+        if self.with_catalog:
+            self.check_datasets(plan)
+        for warning in plan.warnings:
+            logger.warning(warning)
+        self.plans[section] = plan
+        return plan
+
+    def check_datasets(self, plan: Plan) -> None:
+        """Raise unless every dataset crossing between tasks is persisted in the
+        environment the tasks run with: pods share nothing else."""
+        loader = self.loader if plan.env == self.env else config_loader(plan.env)
+        resolver = CatalogConfigResolver(
+            _without_credentials(loader["catalog"]), None, RUNTIME_PATTERNS
+        )
+        lost = [
+            f"Pipeline `{plan.pipeline}`: dataset `{dataset}` goes from task "
+            f"`{upstream}` to task `{downstream}` but is a MemoryDataset in environment "
+            f"`{plan.env}`, so it would be lost between the pods. Declare it in "
+            f"conf/{plan.env}/catalog.yml or conf/base/catalog.yml, or put both nodes "
+            "in one group."
+            for dataset, upstream, downstream in plan.crossings
+            if str(resolver.resolve_pattern(dataset).get("type")).rpartition(".")[2]
+            in MEMORY_DATASETS
+        ]
+        if lost:
+            raise PlanError("\n".join(lost))
+
+
+class AirflowHooks:
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        """Give kedro-airflow checked settings and plans instead of raw airflow.yml."""
+        loader = context.config_loader
+        env = context.env or loader.default_run_env
+        try:
+            loader["airflow"] = AirflowConfig(loader, env, pipelines, with_catalog=True)
+        except MissingConfigException:  # no airflow.yml: not for Airflow
+            pass
+
+
+def _cli_params() -> dict[str, Any]:
+    """``kedro airflow create --params``, which kedro-airflow applies after the
+    sections: the plan must see them too."""
+    context = click.get_current_context(silent=True)
+    if context is None or "params" not in context.params:
+        return {}
+    return {key: _yaml_value(value) for key, value in context.params["params"].items()}
+
+
+def _yaml_value(value: Any) -> Any:
+    """``--params`` values are strings: read ``false`` or ``[a, b]`` as YAML would."""
+    try:
+        return yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError:
+        return value
+
+
+def _files_of(conf: Path, base: str, env: str) -> dict[tuple[str, str | None], str]:
+    """Which file sets each ``(section, key)`` of airflow.yml; the env's win."""
+    files: dict[tuple[str, str | None], str] = {}
+    for folder in (base, env):
+        for path in sorted((conf / folder).glob("airflow*.y*ml")):
+            for section, keys in (yaml.safe_load(path.read_text()) or {}).items():
+                files[section, None] = str(path)
+                for key in keys or {}:
+                    files[section, key] = str(path)
+    return files
+
+
+def _without_credentials(catalog: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's entries, minus the credentials this check has no need of."""
+    return {
+        name: {k: v for k, v in entry.items() if k != "credentials"}
+        for name, entry in catalog.items()
+        if isinstance(entry, dict) and not name.startswith("_")
+    }

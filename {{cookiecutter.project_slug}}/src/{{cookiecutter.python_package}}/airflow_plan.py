@@ -1,0 +1,411 @@
+"""The Airflow task plan of a Kedro pipeline: which nodes run together, where, and how.
+
+Nodes tagged ``<group prefix><group>`` (``airflow.split``) run together in one task,
+one pod; every other node is a task of its own. ``<machine prefix><size>`` tags
+(``machine.medium``) pick the pod's size among those ``airflow.yml`` declares,
+smallest first. This module is the one implementation of those rules: the pipeline
+registry, the project hooks, the DAG template and the tests all call it. It uses
+the standard library only and knows nothing of Kedro or Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import heapq
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+POD_NAME_LENGTH = (
+    54  # 63, a Kubernetes label's limit, less the operator's random suffix
+)
+TASK_ID_LENGTH = 250  # Airflow's limit
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+REQUIRED = object()
+
+
+class PlanError(ValueError):
+    """The tagging or the configuration cannot make a working DAG."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    types: type | tuple[type, ...]
+    default: Any = REQUIRED
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS = {
+    "grouping": Setting(bool, True),
+    "group_prefix": Setting(str, "airflow."),
+    "machine_prefix": Setting(str, "machine."),
+    "operator": Setting(str, "gke", ("gke", "kubernetes")),
+    "kedro_env": Setting((str, type(None)), None),
+    "gcp_project_id": Setting(str),
+    "region": Setting(str),
+    "cluster": Setting(str),
+    "namespace": Setting(str),
+    "service_account": Setting(str),
+    "image": Setting(str),
+    "image_pull_policy": Setting(
+        str, "IfNotPresent", ("IfNotPresent", "Always", "Never")
+    ),
+    "startup_timeout": Setting(int, 600),
+    "on_finish_action": Setting(
+        str, "delete_pod", ("delete_pod", "delete_succeeded_pod", "keep_pod")
+    ),
+    "machines": Setting(dict),
+    "default_machine": Setting(str),
+    "start_date": Setting((str, datetime.date), "2026-01-01"),
+    "schedule": Setting((str, type(None)), None),
+    "max_active_runs": Setting(int, 1),
+    "catchup": Setting(bool, False),
+    "tags": Setting(list, []),
+    "owner": Setting(str, "airflow"),
+    "depends_on_past": Setting(bool, False),
+    "email": Setting(list, []),
+    "email_on_failure": Setting(bool, False),
+    "email_on_retry": Setting(bool, False),
+    "retries": Setting(int, 1),
+    "retry_delay": Setting((int, float), 5),
+}
+REMOVED = {"schedule_interval": "Airflow 3 removed it: use `schedule`"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What the plan needs to know of a Kedro node."""
+
+    name: str
+    tags: frozenset[str]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One Airflow task: one pod running some nodes of one pipeline."""
+
+    id: str
+    pod_name: str
+    label: str  # the group tag, or the node name of a task of one node
+    nodes: tuple[str, ...]
+    selection: tuple[str, ...]  # the arguments of `kedro run` that pick the nodes
+    machine: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    dag_id: str
+    pipeline: str
+    env: str
+    kedro_run: tuple[str, ...]  # the command every task shares, before its selection
+    tasks: tuple[Task, ...]  # upstream tasks first
+    edges: tuple[tuple[str, str], ...]  # (upstream id, downstream id)
+    crossings: tuple[tuple[str, str, str], ...]  # (dataset, upstream id, downstream id)
+    warnings: tuple[str, ...]
+
+    @property
+    def pipeline_label(self) -> str:
+        return label_value(self.pipeline)
+
+    @property
+    def env_label(self) -> str:
+        return label_value(self.env)
+
+
+def check_settings(
+    config: Mapping[str, Any], files: Mapping[str, str], default_file: str
+) -> dict[str, Any]:
+    """Return the settings with defaults filled in, or raise naming the bad key.
+
+    ``files`` tells which file set each key; missing keys belong in ``default_file``.
+    """
+    for key, value in config.items():
+        where = files.get(key, default_file)
+        if key in REMOVED:
+            raise PlanError(f"{where}: `{key}` is not a setting: {REMOVED[key]}.")
+        if key not in SETTINGS:
+            raise PlanError(
+                f"{where}: unknown setting `{key}`. Known: {', '.join(SETTINGS)}."
+            )
+        setting, types = SETTINGS[key], _tuple(SETTINGS[key].types)
+        items = value if isinstance(value, list) else []
+        if (
+            not isinstance(value, types)
+            or (isinstance(value, bool) and bool not in types)
+            or not all(isinstance(item, str) for item in items)
+        ):
+            expected = " or ".join(t.__name__ for t in types)
+            expected += " of strings" if list in types else ""
+            raise PlanError(f"{where}: `{key}` must be {expected}, not {value!r}.")
+        if setting.choices and value not in setting.choices:
+            raise PlanError(
+                f"{where}: `{key}` must be one of {', '.join(setting.choices)}, "
+                f"not {value!r}."
+            )
+    settings = {key: s.default for key, s in SETTINGS.items()} | dict(config)
+    required = (k for k, v in settings.items() if v is REQUIRED)
+    if missing := [
+        k for k in required if k != "cluster" or settings["operator"] == "gke"
+    ]:
+        raise PlanError(
+            f"{default_file}: missing setting(s) {', '.join(missing)} under `default`."
+        )
+    _check_machines(settings, files.get("machines", default_file))
+    try:
+        start = datetime.date.fromisoformat(str(settings["start_date"]))
+    except ValueError:
+        raise PlanError(
+            f"{files.get('start_date', default_file)}: `start_date` must be a date "
+            f"like 2026-01-01, not {settings['start_date']!r}."
+        ) from None
+    return settings | {"start_date": start}
+
+
+def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _check_machines(settings: dict[str, Any], where: str) -> None:
+    for size, resources in settings["machines"].items():
+        if not isinstance(resources, Mapping) or not resources.keys() <= {
+            "requests",
+            "limits",
+        }:
+            raise PlanError(
+                f"{where}: machine `{size}` must have `requests` and/or `limits`."
+            )
+        for kind, quantities in resources.items():
+            for resource, quantity in dict(quantities or {}).items():
+                if not QUANTITY.match(str(quantity)):
+                    raise PlanError(
+                        f"{where}: machines.{size}.{kind}.{resource} is {quantity!r}, "
+                        "not a Kubernetes quantity such as 500m, 2 or 4Gi."
+                    )
+    if settings["default_machine"] not in settings["machines"]:
+        raise PlanError(
+            f"{where}: `default_machine` is {settings['default_machine']!r}, which "
+            f"`machines` does not declare ({', '.join(settings['machines'])})."
+        )
+
+
+def make_plan(
+    package: str,
+    pipeline: str,
+    env: str,
+    nodes: Iterable[NodeSpec],
+    settings: Mapping[str, Any],
+) -> Plan:
+    """Group ``nodes`` (in the pipeline's order) into tasks; raise if that breaks.
+
+    ``env`` is the Kedro environment the DAG is made for; the tasks run with the
+    ``kedro_env`` setting's, if any.
+    """
+    nodes = list(nodes)
+    dag_id = _task_id(f"{package}-{pipeline}-{env}")  # the environment it is made for
+    env = settings["kedro_env"] or env  # the environment its tasks run with
+    declared = list(settings["machines"])
+    problems: list[str] = []
+    warnings: list[str] = []
+    members: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        members.setdefault(_task_label(node, settings, pipeline, problems), []).append(
+            node
+        )
+    if problems:
+        raise PlanError("\n".join(problems))
+
+    kedro_run = ("python", "-m", "kedro", "run", "--pipelines", pipeline, "--env", env)
+    tasks = {}
+    for label, group in members.items():
+        asked = _machines_asked(group, settings, pipeline, problems)
+        machine = max(asked, key=declared.index, default=settings["default_machine"])
+        if len(asked) > 1:
+            sizes = "; ".join(
+                f"{size}: {', '.join(names)}" for size, names in asked.items()
+            )
+            warnings.append(
+                f"Pipeline `{pipeline}`: the nodes of `{label}` ask for different "
+                f"machines ({sizes}); the task gets the largest, `{machine}`."
+            )
+        if label == group[0].name:  # a task of one node
+            name, selection = label, ("--nodes", label)
+        else:  # `--tags <group tag>` within `--pipelines` runs exactly the group
+            name, selection = (
+                label.removeprefix(settings["group_prefix"]),
+                ("--tags", label),
+            )
+        tasks[label] = Task(
+            id=_task_id(name),
+            pod_name=_pod_name(name),
+            label=label,
+            nodes=tuple(node.name for node in group),
+            selection=selection,
+            machine=machine,
+            command=(*kedro_run, *selection),
+        )
+    if problems:
+        raise PlanError("\n".join(problems))
+    _check_names(tasks.values(), pipeline)
+
+    task_of = {
+        node.name: tasks[label] for label, group in members.items() for node in group
+    }
+    producer = {output: node.name for node in nodes for output in node.outputs}
+    edges: dict[tuple[str, str], None] = {}
+    crossings = []
+    for node in nodes:
+        for dataset in node.inputs:
+            if dataset in producer:
+                upstream, downstream = task_of[producer[dataset]], task_of[node.name]
+                if upstream is not downstream:
+                    edges[upstream.label, downstream.label] = None
+                    crossings.append((dataset, upstream.id, downstream.id))
+    order = _topological(list(tasks), list(edges), pipeline)
+    rank = {label: i for i, label in enumerate(order)}
+    edge_list = sorted(edges, key=lambda e: (rank[e[0]], rank[e[1]]))
+    return Plan(
+        dag_id=dag_id,
+        pipeline=pipeline,
+        env=env,
+        kedro_run=kedro_run,
+        tasks=tuple(tasks[label] for label in order),
+        edges=tuple((tasks[a].id, tasks[b].id) for a, b in edge_list),
+        crossings=tuple(sorted(set(crossings))),
+        warnings=tuple(warnings),
+    )
+
+
+def _task_label(
+    node: NodeSpec, settings: Mapping[str, Any], pipeline: str, problems: list[str]
+) -> str:
+    prefix = settings["group_prefix"]
+    if not settings["grouping"]:
+        return node.name
+    if node.name.startswith(prefix):
+        problems.append(
+            f"Pipeline `{pipeline}`: node `{node.name}` starts with the grouping prefix "
+            f"`{prefix}`, so its name reads as a group. Rename the node."
+        )
+    groups = sorted(tag for tag in node.tags if tag.startswith(prefix))
+    if len(groups) > 1:
+        problems.append(
+            f"Pipeline `{pipeline}`: node `{node.name}` has {len(groups)} grouping tags "
+            f"({', '.join(groups)}); a node runs in one task. Keep one of them."
+        )
+    elif groups == [prefix]:
+        problems.append(
+            f"Pipeline `{pipeline}`: node `{node.name}` has the tag `{prefix}` with no "
+            f"group name. Use `{prefix}<group>`."
+        )
+    return groups[0] if groups else node.name
+
+
+def _machines_asked(
+    group: list[NodeSpec],
+    settings: Mapping[str, Any],
+    pipeline: str,
+    problems: list[str],
+) -> dict[str, list[str]]:
+    """Map each declared size the ``group``'s nodes ask for to the nodes asking."""
+    prefix, declared = settings["machine_prefix"], list(settings["machines"])
+    asked: dict[str, list[str]] = {}
+    for node in group:
+        for tag in sorted(node.tags):
+            size = tag.removeprefix(prefix)
+            if not tag.startswith(prefix):
+                continue
+            if size in declared:
+                asked.setdefault(size, []).append(node.name)
+            else:
+                problems.append(
+                    f"Pipeline `{pipeline}`: node `{node.name}` asks for machine "
+                    f"`{size}`, which airflow.yml does not declare. Declared sizes: "
+                    f"{', '.join(declared)}."
+                )
+    return asked
+
+
+def _shorten(name: str, length: int, separator: str) -> str:
+    """Cut ``name`` to ``length``, ending with a hash of the whole, so long names stay distinct."""
+    if len(name) <= length:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: length - 9]}{separator}{digest}"
+
+
+def _task_id(name: str) -> str:
+    """An Airflow task id: letters, digits, `_`, `.` and `-`."""
+    return _shorten(re.sub(r"[^A-Za-z0-9_.-]", "_", name), TASK_ID_LENGTH, "_")
+
+
+def _pod_name(name: str) -> str:
+    """A DNS-1123 label: lowercase letters, digits and `-`, alphanumeric at both ends."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "task"
+    return _shorten(slug, POD_NAME_LENGTH, "-")
+
+
+def label_value(value: str) -> str:
+    """A Kubernetes label value: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", value)[:63].strip("_.-")
+
+
+def _check_names(tasks: Iterable[Task], pipeline: str) -> None:
+    for attribute, what in (("id", "Airflow task id"), ("pod_name", "pod name")):
+        seen: dict[str, Task] = {}
+        for task in tasks:
+            name = getattr(task, attribute)
+            if name in seen:
+                raise PlanError(
+                    f"Pipeline `{pipeline}`: `{seen[name].label}` and `{task.label}` "
+                    f"both become the {what} `{name}`. Rename one of them."
+                )
+            seen[name] = task
+
+
+def _topological(
+    labels: list[str], edges: list[tuple[str, str]], pipeline: str
+) -> list[str]:
+    """Order tasks upstream first, ties in pipeline order; raise on a cycle."""
+    position = {label: i for i, label in enumerate(labels)}
+    downstream: dict[str, list[str]] = {label: [] for label in labels}
+    waiting = dict.fromkeys(labels, 0)
+    for upstream, down in edges:
+        downstream[upstream].append(down)
+        waiting[down] += 1
+    ready = [position[label] for label in labels if not waiting[label]]
+    order = []
+    while ready:
+        label = labels[heapq.heappop(ready)]
+        order.append(label)
+        for down in downstream[label]:
+            waiting[down] -= 1
+            if not waiting[down]:
+                heapq.heappush(ready, position[down])
+    if len(order) < len(labels):
+        cycle = _cycle({k: v for k, v in downstream.items() if waiting[k]}, position)
+        raise PlanError(
+            f"Pipeline `{pipeline}`: grouping makes tasks depend on themselves: "
+            f"{' -> '.join(cycle)}. Put the nodes in between into the group too, or "
+            "take the group apart."
+        )
+    return order
+
+
+def _cycle(downstream: dict[str, list[str]], position: dict[str, int]) -> list[str]:
+    """Find a loop among the unsorted tasks, each of which has an unsorted upstream."""
+    upstream = {
+        d: u for u, downs in downstream.items() for d in downs if d in downstream
+    }
+    path, seen = [min(downstream, key=position.__getitem__)], set()
+    while path[-1] not in seen:
+        seen.add(path[-1])
+        path.append(upstream[path[-1]])
+    loop = path[path.index(path[-1]) : -1][::-1]  # downstream order, each once
+    first = loop.index(min(loop, key=position.__getitem__))
+    loop = loop[first:] + loop[:first]
+    return [*loop, loop[0]]
