@@ -85,13 +85,6 @@ def test_gcp_environment_resolves_every_dataset_to_the_bucket(project, bin_dir):
     assert all(path.startswith(bucket) for path in paths.values()), paths
 
 
-def test_kedro_airflow_create_writes_a_dag(project, bin_dir, tmp_path):
-    run(bin_dir / "kedro", "airflow", "create", "--target-dir", tmp_path, cwd=project)
-    dag = tmp_path / f"{project.name.replace('-', '_')}_dag.py"
-    assert "split_data_node" in dag.read_text()
-    compile(dag.read_text(), str(dag), "exec")
-
-
 def test_pip_resolves_the_project_too(project, tmp_path):
     # Plain pip, as in a user's own virtual environment: the standard metadata is enough.
     run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)

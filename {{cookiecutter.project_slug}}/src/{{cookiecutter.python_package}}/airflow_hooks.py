@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -27,10 +28,24 @@ from kedro.utils import find_kedro_project
 
 from .airflow_plan import NodeSpec, Plan, PlanError, check_settings, make_plan
 
+F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
 PACKAGE = __name__.rpartition(".")[0]
 MEMORY_DATASETS = {"MemoryDataset", "SharedMemoryDataset"}
 RUNTIME_PATTERNS = {"{default}": {"type": "MemoryDataset"}}
+
+
+def _cli_errors(function: F) -> F:
+    """Show a ``PlanError`` as its message alone: Kedro's CLI prints no traceback."""
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except PlanError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]
 
 
 def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
@@ -53,6 +68,7 @@ def config_loader(env: str | None) -> AbstractConfigLoader:
     )
 
 
+@_cli_errors
 def check_tagging(registered: Mapping[str, Pipeline]) -> None:
     """Raise ``PlanError`` if a pipeline's tags cannot make a DAG.
 
@@ -73,6 +89,7 @@ class AirflowConfig(Mapping[str, Any]):
     """``airflow.yml`` as kedro-airflow reads it: ``default``, then one section per
     pipeline, which gets ``plan``, the pipeline's checked task plan."""
 
+    @_cli_errors
     def __init__(
         self,
         loader: AbstractConfigLoader,
@@ -92,6 +109,7 @@ class AirflowConfig(Mapping[str, Any]):
                 f"`default` nor a registered pipeline ({', '.join(registered)})."
             )
 
+    @_cli_errors
     def __getitem__(self, section: str) -> dict[str, Any]:
         if section == "default":
             return dict(self.raw.get("default", {}))
@@ -121,6 +139,7 @@ class AirflowConfig(Mapping[str, Any]):
         default_file = f"{self.loader.conf_source}/{self.loader.base_env}/airflow.yml"
         return check_settings(config, files, default_file)
 
+    @_cli_errors
     def plan(self, section: str) -> Plan:
         """The pipeline's task plan; raises ``PlanError``."""
         if section in self.plans:
