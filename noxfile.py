@@ -86,11 +86,14 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lock(session: nox.Session) -> None:
-    """Re-lock the baked project's dependencies (`-- --upgrade` to take new releases)."""
+    """Re-lock the baked project and its Airflow environment (`-- --upgrade` to take new releases)."""
     install_locked(session, "test")
     project = bake(session, Path(session.create_tmp()) / "lock")
     with session.chdir(project):
         session.run("uv", "lock", *session.posargs, env=OWN_ENVIRONMENT)
+    with session.chdir(project / "deploy/airflow"):
+        session.run("uv", "lock", *session.posargs, env=OWN_ENVIRONMENT)
+    shutil.copyfile(project / "deploy/airflow/uv.lock", PROJECT_TEMPLATE / "deploy/airflow/uv.lock")
     slug = project.name
     lock_text = (project / "uv.lock").read_text()
     marker = f'\nname = "{slug}"\n'
@@ -98,3 +101,29 @@ def lock(session: nox.Session) -> None:
         session.error(f"Expected the baked project {slug!r} once in its uv.lock")
     (PROJECT_TEMPLATE / "uv.lock").write_text(lock_text.replace(marker, '\nname = "{{ cookiecutter.project_slug }}"\n'))
     session.log(f"Wrote {PROJECT_TEMPLATE / 'uv.lock'}")
+
+
+@nox.session(python=PYTHON, default=False)
+def bench_dags(session: nox.Session) -> None:
+    """Time DAG generation and parsing against kedro-airflow's own template (build/bench-dags.json)."""
+    install_locked(session, "test")
+    work = ROOT / "build" / "bench"
+    shutil.rmtree(work, ignore_errors=True)
+    for name in ("ours", "plain"):
+        project = bake(session, work / name)
+        with session.chdir(project):
+            session.run("uv", "sync", "--locked", env=OWN_ENVIRONMENT)
+    airflow = work / "airflow-venv"
+    session.log("Installing Airflow from the bake's deploy/airflow lock, and Kedro beside it for kedro-airflow's DAG")
+    session.run(
+        *("uv", "sync", "--locked", "--project", str(project / "deploy/airflow")),
+        env=OWN_ENVIRONMENT | {"UV_PROJECT_ENVIRONMENT": str(airflow)},
+    )
+    session.run("uv", "pip", "install", "--python", str(airflow / "bin/python"), "kedro==1.7.0")
+    session.run(
+        "python",
+        str(ROOT / "scripts/bench_dags.py"),
+        str(work),
+        str(ROOT / "build/bench-dags.json"),
+        str(airflow / "bin/python"),
+    )
