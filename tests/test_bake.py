@@ -176,6 +176,21 @@ def test_gcp_environment_puts_every_persisted_dataset_on_the_bucket(baked):
     assert gcp == {"data_root": f"gs://{bucket}/{project.name}"}
 
 
+def test_airflow_settings_carry_the_answers(baked):
+    answers, project = baked
+    defaults = {key: answers.get(key, TEMPLATE[key]) for key in ("author_name", "author_email", "k8s_service_account")}
+    region = answers.get("gcp_region", TEMPLATE["gcp_region"])
+    gcp_project = answers.get("gcp_project_id", TEMPLATE["gcp_project_id"])
+    settings = yaml.safe_load((project / "conf/base/airflow.yml").read_text())["default"]
+    assert settings["owner"] == defaults["author_name"]
+    assert settings["email"] == ([defaults["author_email"]] if defaults["author_email"] else [])
+    assert (settings["gcp_project_id"], settings["region"]) == (gcp_project, region)
+    assert (settings["cluster"], settings["namespace"]) == (f"{project.name}-gke", project.name)
+    assert settings["service_account"] == defaults["k8s_service_account"]
+    assert settings["image"] == f"{region}-docker.pkg.dev/{gcp_project}/kedro/{project.name}"
+    assert settings["default_machine"] in settings["machines"]
+
+
 def test_parameters_are_the_starters(baked):
     _, project = baked
     parameters = yaml.safe_load((project / "conf/base/parameters_data_science.yml").read_text())
