@@ -1,5 +1,6 @@
 """Development sessions of {{ cookiecutter.python_package }}: `nox -l` lists them."""
 
+import sys
 from pathlib import Path
 
 import nox
@@ -36,3 +37,57 @@ def lint(session: nox.Session) -> None:
     args = session.posargs or ["."]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)
+
+
+def ship(session: nox.Session, *args: str) -> None:
+    """Run tools/ship.py, which builds, pushes and uploads (see conf/base/deploy.yml)."""
+    session.run("python", "tools/ship.py", *args)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the image, tagged <image>:<git revision> (`-- <docker build options>`)."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "build", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def push(session: nox.Session) -> None:
+    """Push the image and record its digest, <image>@sha256:..., in build/image."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "push")
+
+
+# placeholder until the DAG issue lands: it brings the real `generate`.
+@nox.session(python=PYTHON)
+def generate(session: nox.Session) -> None:
+    """Write the Airflow DAGs into dags/ (`-- --env gcp`), for the image in build/image."""
+    install_locked(session, "--group=dev")
+    image = Path("build/image")
+    if not image.exists():
+        session.error("No image recorded in build/image: run `nox -s push` first")
+    args = session.posargs or ["--env", "gcp"]
+    session.run(
+        "kedro", "airflow", "create", *args, "-t", "dags/", "--params", f"image={image.read_text().strip()}"
+    )
+
+
+@nox.session(python=PYTHON)
+def upload(session: nox.Session) -> None:
+    """Upload dags/ to the Composer environment's DAG folder (`-- --dry-run` to preview)."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "upload", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def deploy(session: nox.Session) -> None:
+    """Build, push, generate and upload: ship this revision to Composer."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "build")
+    ship(session, "push")
+    # A nox of its own, so that `generate` runs in its environment as `nox -s generate` would.
+    session.run(
+        sys.executable, "-m", "nox", "-s", "generate", "--", "--env", "gcp", external=True, env={"VIRTUAL_ENV": None}
+    )
+    ship(session, "upload")
+    ship(session, "summary")
