@@ -30,8 +30,8 @@ if [ ! -f "$tarball" ]; then
     packages=ca-certificates,libbz2-1.0,libexpat1,libffi8,liblzma5,libncursesw6,libreadline8,libsqlite3-0,libssl3,libuuid1,zlib1g
   fi
   echo "== debootstrap bookworm with $packages into $root"
-  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >"$root.log" 2>&1 ||
-    { tail -20 "$root.log"; exit 1; }
+  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+    { tail -20 "$cache/debootstrap.log"; exit 1; }
   if [ "$version" = 3.11 ]; then
     ln -s /usr/bin/python3 "$root/usr/local/bin/python3"
     ln -s /usr/bin/python3 "$root/usr/local/bin/python"
@@ -44,6 +44,8 @@ if [ ! -f "$tarball" ]; then
     ln -sf "python$version" "$root/usr/local/bin/python3"
     ln -sf "python$version" "$root/usr/local/bin/python"
     chroot "$root" ldconfig
+    # Scripts such as pip name the interpreter they were installed with: this one now.
+    grep -l "^#!$prefix/bin/" "$root"/usr/local/bin/* | xargs -r sed -i "1s|^#!$prefix/bin/|#!/usr/local/bin/|"
   fi
   chroot "$root" python3 --version | grep -q "^Python $version\." ||
     { echo "ERROR: the stand-in's Python is not $version" >&2; exit 1; }

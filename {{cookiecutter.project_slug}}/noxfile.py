@@ -67,9 +67,8 @@ def generate(session: nox.Session) -> None:
     if not image.exists():
         session.error("No image recorded in build/image: run `nox -s push` first")
     args = session.posargs or ["--env", "gcp"]
-    session.run(
-        "kedro", "airflow", "create", *args, "-t", "dags/", "--params", f"image={image.read_text().strip()}"
-    )
+    pinned = f"image={image.read_text().strip()}"
+    session.run("kedro", "airflow", "create", *args, "-t", "dags/", "--params", pinned)
 
 
 @nox.session(python=PYTHON)
@@ -86,8 +85,7 @@ def deploy(session: nox.Session) -> None:
     ship(session, "build")
     ship(session, "push")
     # A nox of its own, so that `generate` runs in its environment as `nox -s generate` would.
-    session.run(
-        sys.executable, "-m", "nox", "-s", "generate", "--", "--env", "gcp", external=True, env={"VIRTUAL_ENV": None}
-    )
+    generate_for_gcp = [sys.executable, "-m", "nox", "-s", "generate", "--", "--env", "gcp"]
+    session.run(*generate_for_gcp, external=True, env={"VIRTUAL_ENV": None})
     ship(session, "upload")
     ship(session, "summary")
