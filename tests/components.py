@@ -89,16 +89,25 @@ def serving(cmd: list[str | Path], port: int, name: str) -> Iterator[str]:
 
 
 @contextmanager
-def registry(tmp_path: Path) -> Iterator[str]:
-    """A Docker registry (Debian's docker-registry) on 127.0.0.1, which Docker trusts without TLS."""
+def registry(tmp_path: Path, *, locked: bool = False) -> Iterator[str]:
+    """A Docker registry (Debian's docker-registry) on 127.0.0.1, which Docker trusts without TLS.
+
+    ``locked``: it asks for a login that no one has (an empty htpasswd file).
+    """
     binary = shutil.which("docker-registry")
     require(binary is not None, "no docker-registry on this machine (Debian package docker-registry)")
     port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "registry.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n"
     )
+    if locked:
+        (tmp_path / "htpasswd").touch()
+        config.write_text(
+            config.read_text() + f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path / 'htpasswd'}\n"
+        )
     with serving([binary, "serve", config], port, "docker-registry") as address:
         yield address
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,17 +153,19 @@ def test_a_code_change_rebuilds_only_the_code(project, built, tmp_path):
     git(tmp_path, "clone", "-q", str(project), str(clone))
     (clone / "conf/local/deploy.yml").write_text((project / "conf/local/deploy.yml").read_text())
     nodes = next(clone.glob("src/*/pipelines/data_processing/nodes.py"))
-    nodes.write_text(nodes.read_text() + "\n# A change to the code alone.\n")
+    # A change no earlier build has seen, so the build cache cannot have its layer.
+    nodes.write_text(nodes.read_text() + f"\n# A change to the code alone: {uuid.uuid4()}\n")
     git(clone, "commit", "-qam", "Change the code")
 
     output = nox(clone, "build", "--", "--progress=plain")
     (tag,) = re.findall(r"^Built (\S+)$", output, re.MULTILINE)
 
-    (dependency_step,) = re.findall(r"^#(\d+) \[builder [^\]]*\] RUN .*--no-install-project", output, re.MULTILINE)
-    assert f"#{dependency_step} CACHED" in output, "the locked dependencies must come from the cache"
-    before, after = layers(built), layers(tag)
-    assert after[:-1] == before[:-1], "every layer but the code's is reused"
-    assert after[-1] != before[-1]
+    # BuildKit's plain progress: `#<n> [<stage> <i>/<k>] <instruction>`, then `#<n> CACHED` if reused.
+    steps = dict(re.findall(r"^#(\d+) \[(?:builder|stage-\d+) \d+/\d+\] (.+)$", output, re.MULTILINE))
+    ran = {step for number, step in steps.items() if f"#{number} CACHED" not in output and not step.startswith("FROM")}
+    assert any("--no-install-project" in instruction for instruction in steps.values())
+    assert ran == {"COPY src src"}, "every step but the code's copy comes from the cache"
+    assert layers(tag)[-1] not in layers(built)
 
 
 @pytest.mark.slow
@@ -179,6 +182,28 @@ def test_push_records_the_digest_the_registry_serves(project, built, registry_ad
     )
     with urllib.request.urlopen(request) as response:
         assert response.headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.slow
+def test_push_says_when_the_registry_wants_a_login(project, built, tmp_path):
+    clone = tmp_path / project.name
+    git(tmp_path, "clone", "-q", str(project), str(clone))
+    with registry(tmp_path / "locked", locked=True) as address:
+        image = f"{address}/{project.name}"
+        docker("tag", built, f"{image}:{built.rsplit(':', 1)[1]}")
+        (clone / "conf/local/deploy.yml").write_text(json.dumps({"image": image}))
+        result = subprocess.run(
+            [sys.executable, "-m", "nox", "--non-interactive", "-s", "push"],
+            cwd=clone,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert result.returncode != 0
+    assert f"ERROR: {address} refused the push, not logged in" in result.stdout + result.stderr
+    assert not (clone / "build/image").exists()
 
 
 @pytest.mark.slow

@@ -84,8 +84,9 @@ def deploy(session: nox.Session) -> None:
     install_locked(session, "--only-group=deploy")
     ship(session, "build")
     ship(session, "push")
-    # A nox of its own, so that `generate` runs in its environment as `nox -s generate` would.
-    generate_for_gcp = [sys.executable, "-m", "nox", "-s", "generate", "--", "--env", "gcp"]
-    session.run(*generate_for_gcp, external=True, env={"VIRTUAL_ENV": None})
+    # `generate` runs in its own environment, as `nox -s generate` would run it.
+    nox_generate = [sys.executable, "-m", "nox", "-s", "generate"]
+    own_environment = {"VIRTUAL_ENV": None}
+    session.run(*nox_generate, "--", "--env", "gcp", external=True, env=own_environment)
     ship(session, "upload")
     ship(session, "summary")
