@@ -123,7 +123,9 @@ def docker_answers(*args: str) -> bool:
 
 def docker_build(project: Path, tag: str, *args: str) -> float:
     """Build ``project`` with BuildKit; return the seconds it took."""
-    secret = ["--secret", f"id=ca-bundle,src={os.environ['SSL_CERT_FILE']}"] if os.environ.get("SSL_CERT_FILE") else []
+    # The CA certificates this machine trusts, for builds behind a TLS-intercepting proxy.
+    bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    secret = ["--secret", f"id=ca-bundle,src={bundle}"] if Path(bundle).exists() else []
     command = ["docker", "build", "--quiet", "--tag", tag, *secret, *args, str(project)]
     start = time.perf_counter()
     subprocess.run(command, check=True, env=os.environ | {"DOCKER_BUILDKIT": "1"}, stdout=subprocess.DEVNULL)

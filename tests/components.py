@@ -23,6 +23,18 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kedro-composer-template"
+# The CA certificates this machine trusts, proxies' among them (update-ca-certificates).
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def trusted_ca_bundle() -> str | None:
+    """The bundle for a build's `ca-bundle` secret: what this machine trusts, if it says.
+
+    Behind a TLS-intercepting proxy (CI here) the build cannot reach PyPI without it.
+    """
+    if os.environ.get("SSL_CERT_FILE"):
+        return os.environ["SSL_CERT_FILE"]
+    return str(SYSTEM_CA_BUNDLE) if SYSTEM_CA_BUNDLE.exists() else None
 
 
 def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:

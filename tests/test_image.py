@@ -4,7 +4,6 @@ a registry and a Cloud Storage emulator on 127.0.0.1 (see components.py)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from components import docker, emulated_storage, ensure_base_image, gcs_emulator, registry, require_docker
+from components import (
+    docker,
+    emulated_storage,
+    ensure_base_image,
+    gcs_emulator,
+    registry,
+    require_docker,
+    trusted_ca_bundle,
+)
 from conftest import PROJECT_TEMPLATE, bake, choices, clean_env, run
 
 PYTHON = choices("python_version")[0]
@@ -52,9 +59,9 @@ def layers(tag: str) -> list[str]:
 
 
 def ca_bundle() -> dict[str, str]:
-    """Behind a TLS-intercepting proxy (CI here) the build needs its CA: the bundle this
-    machine trusts, if it names one, goes in as the build's secret."""
-    return {"ca_bundle": os.environ["SSL_CERT_FILE"]} if os.environ.get("SSL_CERT_FILE") else {}
+    """The deploy.yml setting that hands the build this machine's CA certificates."""
+    bundle = trusted_ca_bundle()
+    return {"ca_bundle": bundle} if bundle else {}
 
 
 @pytest.fixture(scope="module")
