@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import statistics
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import nox
@@ -18,6 +22,18 @@ TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
 PYTHON = TEMPLATE["python_version"][0]
 PROJECT_TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 DEMO_DIR = ROOT / "build" / "demo"
+BENCH_DIR = ROOT / "build" / "bench"
+# The naive image the baked Dockerfile is measured against: one stage, `pip install .`
+# of the whole project (with the proxy's CA, when the build is given one).
+PLAIN_DOCKERFILE = """\
+FROM python:{python}-slim-bookworm
+WORKDIR /app
+COPY . .
+RUN --mount=type=secret,id=ca-bundle \\
+    if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \\
+    pip install --no-cache-dir .
+CMD ["python", "-m", "kedro", "run"]
+"""
 # nox points these at its session's environment; a baked project uses its own.
 OWN_ENVIRONMENT = {"VIRTUAL_ENV": None, "UV_PROJECT_ENVIRONMENT": None, "UV_PYTHON": None}
 
@@ -127,3 +143,87 @@ def bench_dags(session: nox.Session) -> None:
         str(ROOT / "build/bench-dags.json"),
         str(airflow / "bin/python"),
     )
+
+
+def docker_answers(*args: str) -> bool:
+    """Whether ``docker <args>`` succeeds."""
+    return subprocess.run(["docker", *args], capture_output=True, check=False).returncode == 0
+
+
+def docker_build(project: Path, tag: str, *args: str) -> float:
+    """Build ``project`` with BuildKit; return the seconds it took."""
+    # The CA certificates this machine trusts, for builds behind a TLS-intercepting proxy.
+    bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    secret = ["--secret", f"id=ca-bundle,src={bundle}"] if Path(bundle).exists() else []
+    command = ["docker", "build", "--quiet", "--tag", tag, *secret, *args, str(project)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=os.environ | {"DOCKER_BUILDKIT": "1"}, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def change_code(project: Path, mark: int) -> None:
+    """A code-only change: one more comment line in one source file."""
+    nodes = next(project.glob("src/*/pipelines/data_processing/nodes.py"))
+    nodes.write_text(f"{nodes.read_text()}# change {mark}\n")
+
+
+@nox.session(python=PYTHON, default=False)
+def bench_image(session: nox.Session) -> None:
+    """Measure the baked image against a plain `pip install` one: size, and rebuild ÷ full build time."""
+    install_locked(session, "test")
+    if shutil.which("docker") is None or not docker_answers("info"):
+        session.error("No Docker engine answers `docker info`: start Docker (CI: .ci/run starts one)")
+    base = f"python:{PYTHON}-slim-bookworm"
+    if not docker_answers("image", "inspect", base):
+        session.error(f"No {base} image: `docker pull {base}`, or scripts/stand_in_base_image.sh {PYTHON} offline")
+    ours = bake(session, Path(session.create_tmp()) / "bench_image")
+    plain = ours.with_name("plain")
+    shutil.rmtree(plain, ignore_errors=True)
+    shutil.copytree(ours, plain, ignore=shutil.ignore_patterns(".dockerignore", "Dockerfile"))
+    (plain / "Dockerfile").write_text(PLAIN_DOCKERFILE.format(python=PYTHON))
+
+    results = {}
+    for name, project in (("baked Dockerfile", ours), ("plain pip install", plain)):
+        tag = f"bench-image/{name.split()[0]}"
+        session.log(f"{name}: a full build (--no-cache; downloads may come from cache mounts)")
+        full = docker_build(project, tag, "--no-cache")
+        size = int(
+            subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Size}}", tag], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        rebuilds = []
+        for mark in range(3):
+            change_code(project, mark)
+            rebuilds.append(docker_build(project, tag))
+        rebuild = statistics.median(rebuilds)
+        session.log(
+            f"{name}: {size / 1e6:.0f} MB, full build {full:.1f} s, rebuild after a code change {rebuild:.1f} s"
+        )
+        results[name] = {
+            "size_bytes": size,
+            "full_build_s": round(full, 2),
+            "rebuild_s": round(rebuild, 2),
+            "rebuild_runs_s": [round(r, 2) for r in rebuilds],
+        }
+
+    baked, naive = results["baked Dockerfile"], results["plain pip install"]
+    ratios = {
+        "size_vs_plain": round(baked["size_bytes"] / naive["size_bytes"], 3),
+        "rebuild_vs_full": round(baked["rebuild_s"] / baked["full_build_s"], 3),
+    }
+    targets = {"size_vs_plain": 0.6, "rebuild_vs_full": 0.2}
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    report = {"python": PYTHON, "base_image": base, "images": results, "ratios": ratios, "targets": targets}
+    (BENCH_DIR / "image.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    rows = [f"{'image':<18} {'size MB':>8} {'full s':>7} {'rebuild s':>10}"]
+    rows += [
+        f"{name:<18} {r['size_bytes'] / 1e6:>8.0f} {r['full_build_s']:>7.1f} {r['rebuild_s']:>10.1f}"
+        for name, r in results.items()
+    ]
+    rows += [
+        f"{name:<18} {value:>8.3f}  target <= {targets[name]} {'met' if value <= targets[name] else 'NOT met'}"
+        for name, value in ratios.items()
+    ]
+    session.log("\n" + "\n".join(rows) + f"\nWritten to {BENCH_DIR / 'image.json'}")

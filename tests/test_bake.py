@@ -13,13 +13,16 @@ from conftest import PROJECT_TEMPLATE, TEMPLATE, bake, choices
 
 # Every file a default bake writes; {pkg} is the Python package.
 DEFAULT_FILES = {
+    ".dockerignore",
     ".github/workflows/ci.yml",
     ".gitignore",
     ".python-version",
     ".telemetry",
+    "Dockerfile",
     "README.md",
     "conf/base/airflow.yml",
     "conf/base/catalog.yml",
+    "conf/base/deploy.yml",
     "conf/base/globals.yml",
     "conf/base/mlflow.yml",
     "conf/base/parameters_data_science.yml",
@@ -65,6 +68,7 @@ DEFAULT_FILES = {
     "tests/pipelines/test_data_processing.py",
     "tests/pipelines/test_data_science.py",
     "tests/test_run.py",
+    "tools/ship.py",
 }
 # What each switch, answered "no", leaves out.
 WITHOUT = {

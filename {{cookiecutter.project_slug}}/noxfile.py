@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,32 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", *args)
 
 
+def ship(session: nox.Session, *args: str) -> None:
+    """Run tools/ship.py, which builds, pushes and uploads (see conf/base/deploy.yml)."""
+    session.run("python", "tools/ship.py", *args)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the image, tagged <image>:<git revision> (`-- <docker build options>`)."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "build", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def push(session: nox.Session) -> None:
+    """Push the image and record its digest, <image>@sha256:..., in build/image."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "push")
+
+
+@nox.session(python=PYTHON)
+def upload(session: nox.Session) -> None:
+    """Upload dags/ to the Composer environment's DAG folder (`-- --dry-run` to preview)."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "upload", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def generate(session: nox.Session) -> None:
     """Write the pipelines' Airflow DAGs into dags/ (`-- --help` for the options)."""
@@ -75,3 +102,17 @@ def generate(session: nox.Session) -> None:
         for dag in sorted(Path(folder).iterdir()):
             os.replace(dag, DAGS / dag.name)
             session.log(f"Wrote {DAGS / dag.name}")
+
+
+@nox.session(python=PYTHON)
+def deploy(session: nox.Session) -> None:
+    """Build, push, generate and upload: ship this revision to Composer."""
+    install_locked(session, "--only-group=deploy")
+    ship(session, "build")
+    ship(session, "push")
+    # `generate` runs in its own environment, as `nox -s generate` would run it.
+    nox_generate = [sys.executable, "-m", "nox", "-s", "generate"]
+    own_environment = {"VIRTUAL_ENV": None}
+    session.run(*nox_generate, "--", "--env", "gcp", external=True, env=own_environment)
+    ship(session, "upload")
+    ship(session, "summary")
