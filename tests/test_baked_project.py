@@ -74,10 +74,14 @@ def test_pipelines_run_unchanged_on_the_real_spaceflights_data(project, bin_dir,
 
 
 def test_gcp_environment_resolves_every_dataset_to_the_bucket(project, bin_dir):
+    # In a session, after the registry and the Airflow hook have read their settings,
+    # as in a pod: Kedro's `${globals:}` resolver is process-wide.
     script = (
-        "import json; from kedro.config import OmegaConfigLoader;"
-        "loader = OmegaConfigLoader('conf', base_env='base', default_run_env='gcp');"
-        "print(json.dumps({name: entry['filepath'] for name, entry in loader['catalog'].items()}))"
+        "import json; from pathlib import Path;"
+        "from kedro.framework.startup import bootstrap_project; bootstrap_project(Path.cwd());"
+        "from kedro.framework.project import pipelines; from kedro.framework.session import KedroSession;"
+        "session = KedroSession.create(env='gcp'); context = session.load_context(); pipelines['__default__'];"
+        "print(json.dumps({n: e['filepath'] for n, e in context.config_loader['catalog'].items()}))"
     )
     paths = json.loads(run(bin_dir / "python", "-c", script, cwd=project).strip().splitlines()[-1])
     assert {"companies", "shuttles", "reviews", "model_input_table", "regressor", "metrics"} <= set(paths)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 import yaml
-from kedro.config import AbstractConfigLoader, MissingConfigException
+from kedro.config import AbstractConfigLoader
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines, settings
@@ -59,7 +59,11 @@ def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
 
 
 def config_loader(env: str | None) -> AbstractConfigLoader:
-    """The project's configuration for ``env``, loaded as a Kedro session would."""
+    """The project's configuration for ``env``, loaded as a Kedro session would.
+
+    Kedro's loader points the process-wide ``${globals:}`` resolver at the globals of
+    the latest loader made: make the session's own again after making another.
+    """
     project = find_kedro_project(Path.cwd()) or Path.cwd()
     return settings.CONFIG_LOADER_CLASS(
         conf_source=str(project / settings.CONF_SOURCE),
@@ -76,37 +80,54 @@ def check_tagging(registered: Mapping[str, Pipeline]) -> None:
     environment in ``KEDRO_ENV``, if any. ``kedro airflow create`` checks again with
     its own environment, and the datasets too.
     """
-    env = os.environ.get("KEDRO_ENV") or settings.CONFIG_LOADER_ARGS["base_env"]
-    try:
-        config = AirflowConfig(config_loader(env), env, registered)
-    except MissingConfigException:  # no airflow.yml: nothing to check
-        return
-    for name in registered:
+    project = find_kedro_project(Path.cwd()) or Path.cwd()
+    env = os.environ.get("KEDRO_ENV") or _base_env()
+    config = AirflowConfig(project / settings.CONF_SOURCE, env, registered)
+    for name in registered if config.raw else ():
         config.plan(name)
 
 
 class AirflowConfig(Mapping[str, Any]):
     """``airflow.yml`` as kedro-airflow reads it: ``default``, then one section per
-    pipeline, which gets ``plan``, the pipeline's checked task plan."""
+    pipeline, which gets ``plan``, the pipeline's checked task plan.
+
+    The files are read as plain YAML, base then ``env``, each section merged key by
+    key. Given ``catalog`` (an environment's catalog configuration), the plans are
+    checked to persist every dataset that crosses from one task to another.
+    """
 
     @_cli_errors
     def __init__(
         self,
-        loader: AbstractConfigLoader,
+        conf: Path,
         env: str,
         registered: Mapping[str, Pipeline],
-        with_catalog: bool = False,
+        catalog: Callable[[str], dict[str, Any]] | None = None,
     ):
-        self.loader, self.env, self.registered = loader, env, registered
-        self.with_catalog = with_catalog
+        self.conf, self.env, self.registered, self.catalog = (
+            conf,
+            env,
+            registered,
+            catalog,
+        )
         self.plans: dict[str, Plan] = {}
-        self.raw = loader["airflow"]
-        self.files = _files_of(Path(loader.conf_source), loader.base_env, env)
+        self.raw: dict[str, Any] = {}
+        self.files: dict[tuple[str, str | None], str] = {}
+        for folder in dict.fromkeys((_base_env(), env)):
+            paths = (
+                (conf / folder).glob("airflow*.y*ml"),
+                (conf / folder).glob("airflow/**/*.y*ml"),
+            )
+            for path in sorted(p for found in paths for p in found):
+                for section, keys in (yaml.safe_load(path.read_text()) or {}).items():
+                    self.raw[section] = _merged(self.raw.get(section) or {}, keys or {})
+                    self.files[section, None] = str(path)
+                    self.files.update({(section, key): str(path) for key in keys or {}})
         if unknown := set(self.raw) - {"default", *registered}:
             section = sorted(unknown)[0]
             raise PlanError(
-                f"{self.files.get((section, None), 'airflow.yml')}: `{section}` is not "
-                f"`default` nor a registered pipeline ({', '.join(registered)})."
+                f"{self.files[section, None]}: `{section}` is not `default` nor a "
+                f"registered pipeline ({', '.join(registered)})."
             )
 
     @_cli_errors
@@ -136,7 +157,7 @@ class AirflowConfig(Mapping[str, Any]):
             else self.files.get((section, key), self.files.get(("default", key)))
             for key in config
         }
-        default_file = f"{self.loader.conf_source}/{self.loader.base_env}/airflow.yml"
+        default_file = str(self.conf / _base_env() / "airflow.yml")
         return check_settings(config, files, default_file)
 
     @_cli_errors
@@ -147,19 +168,19 @@ class AirflowConfig(Mapping[str, Any]):
         settings_ = self.settings(section)
         nodes = node_specs(self.registered[section])
         plan = make_plan(PACKAGE, section, self.env, nodes, settings_)
-        if self.with_catalog:
-            self.check_datasets(plan)
+        if self.catalog:
+            self.check_datasets(plan, self.catalog(plan.env))
         for warning in plan.warnings:
             logger.warning(warning)
         self.plans[section] = plan
         return plan
 
-    def check_datasets(self, plan: Plan) -> None:
+    @staticmethod
+    def check_datasets(plan: Plan, catalog: dict[str, Any]) -> None:
         """Raise unless every dataset crossing between tasks is persisted in the
-        environment the tasks run with: pods share nothing else."""
-        loader = self.loader if plan.env == self.env else config_loader(plan.env)
+        environment the tasks run with (its ``catalog``): pods share nothing else."""
         resolver = CatalogConfigResolver(
-            _without_credentials(loader["catalog"]), None, RUNTIME_PATTERNS
+            _without_credentials(catalog), None, RUNTIME_PATTERNS
         )
         lost = [
             f"Pipeline `{plan.pipeline}`: dataset `{dataset}` goes from task "
@@ -181,10 +202,17 @@ class AirflowHooks:
         """Give kedro-airflow checked settings and plans instead of raw airflow.yml."""
         loader = context.config_loader
         env = context.env or loader.default_run_env
-        try:
-            loader["airflow"] = AirflowConfig(loader, env, pipelines, with_catalog=True)
-        except MissingConfigException:  # no airflow.yml: not for Airflow
-            pass
+
+        def catalog(tasks_env: str) -> dict[str, Any]:
+            if tasks_env == env:
+                return loader["catalog"]
+            other = config_loader(tasks_env)["catalog"]
+            config_loader(env)  # the session's `${globals:}` again
+            return other
+
+        config = AirflowConfig(Path(loader.conf_source), env, pipelines, catalog)
+        if config.raw:
+            loader["airflow"] = config
 
 
 def _cli_params() -> dict[str, Any]:
@@ -204,16 +232,17 @@ def _yaml_value(value: Any) -> Any:
         return value
 
 
-def _files_of(conf: Path, base: str, env: str) -> dict[tuple[str, str | None], str]:
-    """Which file sets each ``(section, key)`` of airflow.yml; the env's win."""
-    files: dict[tuple[str, str | None], str] = {}
-    for folder in (base, env):
-        for path in sorted((conf / folder).glob("airflow*.y*ml")):
-            for section, keys in (yaml.safe_load(path.read_text()) or {}).items():
-                files[section, None] = str(path)
-                for key in keys or {}:
-                    files[section, key] = str(path)
-    return files
+def _base_env() -> str:
+    return settings.CONFIG_LOADER_ARGS.get("base_env", "base")
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, nested mappings key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if nested else value
+    return merged
 
 
 def _without_credentials(catalog: dict[str, Any]) -> dict[str, Any]:

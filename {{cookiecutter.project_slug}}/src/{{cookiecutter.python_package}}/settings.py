@@ -8,11 +8,8 @@ from .airflow_hooks import AirflowHooks
 HOOKS = (AirflowHooks(),)
 
 # `local` holds each developer's own settings and credentials; the pods run with
-# `--env gcp`, which puts every persisted dataset on the data bucket. An
-# environment's airflow.yml overrides single settings of base's, not whole sections.
+# `--env gcp`, which puts every persisted dataset on the data bucket.
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "config_patterns": {"airflow": ["airflow*", "airflow/**"]},
-    "merge_strategy": {"airflow": "soft"},
 }
