@@ -224,6 +224,11 @@ def test_a_bad_setting_names_the_file_and_stops_generation(project, tmp_path, ya
     assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
 
 
+def test_kedro_run_params_are_the_pipelines_not_airflow_settings(project):
+    result = kedro(project, "run", "--params", "model_options.test_size=0.3")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_nox_generate_refuses_without_an_image_then_writes_dags(project):
     nox = [shutil.which("nox") or "nox", "-s", "generate", "--"]
     env = clean_env()

@@ -217,9 +217,9 @@ class AirflowHooks:
 
 def _cli_params() -> dict[str, Any]:
     """``kedro airflow create --params``, which kedro-airflow applies after the
-    sections: the plan must see them too."""
+    sections: the plan must see them too. (``kedro run --params`` are not ours.)"""
     context = click.get_current_context(silent=True)
-    if context is None or "params" not in context.params:
+    if context is None or context.command_path.split()[-2:] != ["airflow", "create"]:
         return {}
     return {key: _yaml_value(value) for key, value in context.params["params"].items()}
 
