@@ -47,6 +47,20 @@ def nox(project: Path, *args: str, **env: str) -> str:
     return run(sys.executable, "-m", "nox", "--non-interactive", "-s", *args, cwd=project, env=clean_env(**env))
 
 
+def nox_refused(project: Path, *args: str, **env: str) -> str:
+    """Run the baked project's nox sessions, which must fail; return their output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "--non-interactive", "-s", *args],
+        cwd=project,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
 def git(project: Path, *args: str) -> str:
     cmd = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args]
     return subprocess.run(cmd, cwd=project, check=True, capture_output=True, text=True).stdout.strip()
@@ -197,17 +211,9 @@ def test_push_says_when_the_registry_wants_a_login(project, built, tmp_path):
         image = f"{address}/{project.name}"
         docker("tag", built, f"{image}:{built.rsplit(':', 1)[1]}")
         (clone / "conf/local/deploy.yml").write_text(json.dumps({"image": image}))
-        result = subprocess.run(
-            [sys.executable, "-m", "nox", "--non-interactive", "-s", "push"],
-            cwd=clone,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        output = nox_refused(clone, "push")
 
-    assert result.returncode != 0
-    assert f"ERROR: {address} refused the push, not logged in" in result.stdout + result.stderr
+    assert f"ERROR: {address} refused the push, not logged in" in output
     assert not (clone / "build/image").exists()
 
 
@@ -254,16 +260,8 @@ def test_the_image_builds_and_runs_on_the_other_pythons(tmp_path, version):
 
 @pytest.mark.slow
 def test_build_says_when_no_docker_daemon_answers(project):
-    result = subprocess.run(
-        [sys.executable, "-m", "nox", "--non-interactive", "-s", "build"],
-        cwd=project,
-        env=clean_env(DOCKER_HOST="unix:///nonexistent/docker.sock"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "ERROR: no Docker daemon answers" in result.stdout + result.stderr
+    output = nox_refused(project, "build", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    assert "ERROR: no Docker daemon answers" in output
 
 
 @pytest.mark.slow
@@ -272,17 +270,9 @@ def test_build_refuses_a_dirty_tree_when_the_configuration_says_so(tmp_path):
     (project / "conf/local/deploy.yml").write_text("require_clean_tree: true\n")
     (project / "notes.txt").write_text("not committed")
 
-    result = subprocess.run(
-        [sys.executable, "-m", "nox", "--non-interactive", "-s", "build"],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    output = nox_refused(project, "build")
 
-    assert result.returncode != 0
-    assert "ERROR: the working tree has uncommitted changes" in result.stdout + result.stderr
+    assert "ERROR: the working tree has uncommitted changes" in output
 
 
 def test_the_dockerfile_passes_hadolint(tmp_path):
