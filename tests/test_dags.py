@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -158,29 +159,26 @@ def test_generating_again_gives_the_same_bytes(project, dags, tmp_path):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes()
 
 
-def edited(path: Path, old: str, new: str):
-    """Context manager: ``path`` with ``old`` replaced by ``new``, restored afterwards."""
-
-    class Edit:
-        def __enter__(self):
-            self.text = path.read_text()
-            assert old in self.text
-            path.write_text(self.text.replace(old, new))
-
-        def __exit__(self, *exc):
-            path.write_text(self.text)
-
-    return Edit()
+@contextlib.contextmanager
+def changed(path: Path, text: str):
+    """``path`` holding ``text``, then as it was (or gone, if it was not there)."""
+    before = path.read_text() if path.exists() else None
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        if before is None:
+            path.unlink()
+        else:
+            path.write_text(before)
 
 
 def test_a_cycle_stops_kedro_run_and_generation_leaving_no_file(project, tmp_path):
     pipeline = project / "src/spaceflights/pipelines/data_science/pipeline.py"
     message = "grouping makes tasks depend on themselves: airflow.split -> train_model_node -> airflow.split."
-    with edited(
-        pipeline,
-        'name="evaluate_model_node",\n',
-        'name="evaluate_model_node",\n                tags=["airflow.split"],\n',
-    ):
+    name = 'name="evaluate_model_node",\n'
+    tagged = f'{name}                tags=["airflow.split"],\n'
+    with changed(pipeline, pipeline.read_text().replace(name, tagged)):
         result = generate(project, tmp_path / "dags", "gcp")
         assert result.returncode != 0 and message in result.stdout + result.stderr
         assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
@@ -189,12 +187,8 @@ def test_a_cycle_stops_kedro_run_and_generation_leaving_no_file(project, tmp_pat
 
 
 def test_a_dataset_lost_between_pods_stops_generation_leaving_no_file(project, tmp_path):
-    catalog = project / "conf/gcp/catalog.yml"
-    catalog.write_text("X_train:\n  type: MemoryDataset\n")
-    try:
+    with changed(project / "conf/gcp/catalog.yml", "X_train:\n  type: MemoryDataset\n"):
         result = generate(project, tmp_path / "dags", "gcp")
-    finally:
-        catalog.unlink()
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert (
@@ -214,11 +208,8 @@ def test_a_dataset_lost_between_pods_stops_generation_leaving_no_file(project, t
 )
 def test_a_bad_setting_names_the_file_and_stops_generation(project, tmp_path, yaml_text, message):
     settings = project / "conf/gcp/airflow.yml"
-    settings.write_text(yaml_text)
-    try:
+    with changed(settings, yaml_text):
         result = generate(project, tmp_path / "dags", "gcp")
-    finally:
-        settings.unlink()
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0 and f"{settings}: " in output and message in output, output
     assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())

@@ -61,8 +61,8 @@ def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
 def config_loader(env: str | None) -> AbstractConfigLoader:
     """The project's configuration for ``env``, loaded as a Kedro session would.
 
-    Kedro's loader points the process-wide ``${globals:}`` resolver at the globals of
-    the latest loader made: make the session's own again after making another.
+    Beware: each loader points the process-wide ``${globals:}`` resolver at its own
+    globals, so whoever makes one inside a session must make the session's again.
     """
     project = find_kedro_project(Path.cwd()) or Path.cwd()
     return settings.CONFIG_LOADER_CLASS(
@@ -104,12 +104,8 @@ class AirflowConfig(Mapping[str, Any]):
         registered: Mapping[str, Pipeline],
         catalog: Callable[[str], dict[str, Any]] | None = None,
     ):
-        self.conf, self.env, self.registered, self.catalog = (
-            conf,
-            env,
-            registered,
-            catalog,
-        )
+        self.conf, self.env = conf, env
+        self.registered, self.catalog = registered, catalog
         self.plans: dict[str, Plan] = {}
         self.raw: dict[str, Any] = {}
         self.files: dict[tuple[str, str | None], str] = {}
