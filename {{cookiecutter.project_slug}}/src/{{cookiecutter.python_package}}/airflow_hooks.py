@@ -154,7 +154,10 @@ class AirflowConfig(Mapping[str, Any]):
             for key in config
         }
         default_file = str(self.conf / _base_env() / "airflow.yml")
-        return check_settings(config, files, default_file)
+        checked = check_settings(config, files, default_file)
+        # The local operator's tasks run here unless told otherwise.
+        project = find_kedro_project(Path.cwd()) or Path.cwd()
+        return checked | {"project_dir": checked["project_dir"] or str(project)}
 
     @_cli_errors
     def plan(self, section: str) -> Plan:

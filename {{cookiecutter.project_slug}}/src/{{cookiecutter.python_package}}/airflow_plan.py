@@ -41,8 +41,9 @@ SETTINGS = {
     "grouping": Setting(bool, True),
     "group_prefix": Setting(str, "airflow."),
     "machine_prefix": Setting(str, "machine."),
-    "operator": Setting(str, "gke", ("gke", "kubernetes")),
+    "operator": Setting(str, "gke", ("gke", "kubernetes", "local")),
     "kedro_env": Setting((str, type(None)), None),
+    "project_dir": Setting((str, type(None)), None),
     "gcp_project_id": Setting(str),
     "region": Setting(str),
     "cluster": Setting(str),
@@ -70,7 +71,14 @@ SETTINGS = {
     "email_on_retry": Setting(bool, False),
     "retries": Setting(int, 1),
     "retry_delay": Setting((int, float), 5),
+    "mlflow_start": Setting((str, type(None)), None, ("airflow", "pod")),
+    "mlflow_tracking_uri": Setting((str, type(None)), None),
+    "mlflow_experiment": Setting((str, type(None)), None),
+    "mlflow_iap_audience": Setting((str, type(None)), None),
 }
+# The tasks a DAG with `mlflow_start` adds around the pipeline's: they start and end
+# the one MLflow run of the DAG run.
+MLFLOW_START, MLFLOW_END = "mlflow_start", "mlflow_end"
 REMOVED = {"schedule_interval": "Airflow 3 removed it: use `schedule`"}
 
 
@@ -107,6 +115,10 @@ class Plan:
     edges: tuple[tuple[str, str], ...]  # (upstream id, downstream id)
     crossings: tuple[tuple[str, str, str], ...]  # (dataset, upstream id, downstream id)
     warnings: tuple[str, ...]
+    # With `mlflow_start`: the first task, which starts the DAG run's MLflow run, and
+    # the last, which ends it; their commands are for pods (`mlflow_start: pod`).
+    start: Task | None = None
+    end: Task | None = None
 
     @property
     def pipeline_label(self) -> str:
@@ -142,7 +154,7 @@ def check_settings(
             expected = " or ".join(t.__name__ for t in types)
             expected += " of strings" if list in types else ""
             raise PlanError(f"{where}: `{key}` must be {expected}, not {value!r}.")
-        if setting.choices and value not in setting.choices:
+        if setting.choices and value not in (*setting.choices, None):
             raise PlanError(
                 f"{where}: `{key}` must be one of {', '.join(setting.choices)}, "
                 f"not {value!r}."
@@ -156,6 +168,7 @@ def check_settings(
             f"{default_file}: missing setting(s) {', '.join(missing)} under `default`."
         )
     _check_machines(settings, files.get("machines", default_file))
+    _check_mlflow(settings, files, default_file)
     try:
         start = datetime.date.fromisoformat(str(settings["start_date"]))
     except ValueError:
@@ -190,6 +203,27 @@ def _check_machines(settings: dict[str, Any], where: str) -> None:
         raise PlanError(
             f"{where}: `default_machine` is {settings['default_machine']!r}, which "
             f"`machines` does not declare ({', '.join(settings['machines'])})."
+        )
+
+
+def _check_mlflow(
+    settings: dict[str, Any], files: Mapping[str, str], default_file: str
+) -> None:
+    if not settings["mlflow_start"]:
+        return
+    where = files.get("mlflow_start", default_file)
+    if missing := [
+        key for key in ("mlflow_tracking_uri", "mlflow_experiment") if not settings[key]
+    ]:
+        raise PlanError(
+            f"{where}: `mlflow_start` is {settings['mlflow_start']!r} but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. "
+            "Set them, or `mlflow_start: null` for no MLflow run."
+        )
+    if settings["operator"] == "local" and settings["mlflow_start"] == "pod":
+        raise PlanError(
+            f"{where}: `mlflow_start: pod` needs pods, and `operator` is local. "
+            "Use `mlflow_start: airflow`: the local Airflow reaches the server itself."
         )
 
 
@@ -250,7 +284,19 @@ def make_plan(
         )
     if problems:
         raise PlanError("\n".join(problems))
-    _check_names(tasks.values(), pipeline)
+    start = end = None
+    if settings["mlflow_start"]:
+        start, end = (
+            _mlflow_task(
+                MLFLOW_START,
+                (*kedro_run[:4], "--pipelines", MLFLOW_START, "--env", env),
+                settings,
+            ),
+            _mlflow_task(
+                MLFLOW_END, ("python", "-m", f"{package}.mlflow_runs", "end"), settings
+            ),
+        )
+    _check_names([*tasks.values(), *filter(None, (start, end))], pipeline)
 
     task_of = {
         node.name: tasks[label] for label, group in members.items() for node in group
@@ -277,6 +323,22 @@ def make_plan(
         edges=tuple((tasks[a].id, tasks[b].id) for a, b in edge_list),
         crossings=tuple(sorted(set(crossings))),
         warnings=tuple(warnings),
+        start=start,
+        end=end,
+    )
+
+
+def _mlflow_task(
+    name: str, command: tuple[str, ...], settings: Mapping[str, Any]
+) -> Task:
+    return Task(
+        id=name,
+        pod_name=_pod_name(name),
+        label=name,
+        nodes=(),
+        selection=(),
+        machine=settings["default_machine"],
+        command=command,
     )
 
 
@@ -359,6 +421,11 @@ def _check_names(tasks: Iterable[Task], pipeline: str) -> None:
         seen: dict[str, Task] = {}
         for task in tasks:
             name = getattr(task, attribute)
+            if name in seen and not task.nodes:  # an MLflow task's own name
+                raise PlanError(
+                    f"Pipeline `{pipeline}`: `{seen[name].label}` becomes the {what} "
+                    f"`{name}`, which the DAG's MLflow task has. Rename it."
+                )
             if name in seen:
                 raise PlanError(
                     f"Pipeline `{pipeline}`: `{seen[name].label}` and `{task.label}` "

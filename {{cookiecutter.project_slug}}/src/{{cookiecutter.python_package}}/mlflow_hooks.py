@@ -1,0 +1,74 @@
+"""What every `kedro run` logs to MLflow besides kedro-mlflow's parameters and tags.
+
+kedro-mlflow starts (or, given ``MLFLOW_RUN_ID``, resumes) the run and logs the
+parameters. These hooks add what its datasets cannot do across pods:
+
+- ``MlflowDatasetHooks`` logs the datasets whose catalog entry says so in
+  ``metadata.mlflow``: ``metrics`` (a dict of numbers) as the run's metrics, and
+  ``model: <flavor>`` as a model of that MLflow flavor. The datasets themselves stay
+  as declared, persisted where the next task reads them.
+- ``MlflowIdTokenHooks`` signs the requests to a server behind Identity-Aware Proxy
+  when the DAG gives the task ``MLFLOW_IAP_AUDIENCE``: the mlflow package sends
+  ``MLFLOW_TRACKING_TOKEN`` as a bearer token, which this keeps a fresh Google ID
+  token of the pod's service account.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+
+from .mlflow_runs import IdToken
+
+
+class MlflowDatasetHooks:
+    def __init__(self) -> None:
+        self.logged: dict[str, dict[str, Any]] = {}
+
+    @hook_impl
+    def after_catalog_created(self, conf_catalog: dict[str, Any]) -> None:
+        self.logged = {
+            name: entry["metadata"]["mlflow"]
+            for name, entry in conf_catalog.items()
+            if isinstance(entry, dict) and "mlflow" in (entry.get("metadata") or {})
+        }
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        how = self.logged.get(dataset_name)
+        if how is None or mlflow.active_run() is None:
+            return
+        if how.get("metrics"):
+            mlflow.log_metrics(data)
+        if flavor := how.get("model"):
+            importlib.import_module(flavor).log_model(data, name=dataset_name)
+
+
+class MlflowIdTokenHooks:
+    def __init__(self) -> None:
+        self.id_token: IdToken | None = None
+
+    def refresh(self) -> None:
+        audience = os.environ.get("MLFLOW_IAP_AUDIENCE")
+        if not audience:
+            return
+        if self.id_token is None:
+            self.id_token = IdToken(audience)
+        os.environ["MLFLOW_TRACKING_TOKEN"] = self.id_token.token()
+
+    # First: kedro-mlflow reaches the server as soon as the context exists.
+    @hook_impl(tryfirst=True)
+    def after_context_created(self) -> None:
+        self.refresh()
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self) -> None:  # tokens last an hour; nodes may run long
+        self.refresh()
+
+    @hook_impl(tryfirst=True)
+    def before_dataset_saved(self) -> None:
+        self.refresh()
