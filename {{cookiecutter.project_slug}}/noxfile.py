@@ -1,9 +1,7 @@
 """Development sessions of {{ cookiecutter.python_package }}: `nox -l` lists them."""
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import nox
@@ -15,6 +13,7 @@ nox.options.sessions = ["lint", "tests"]
 PYTHON = Path(__file__).with_name(".python-version").read_text().strip()
 PUSHED_IMAGE = Path("build/image")  # written by `nox -s push`: the image by digest
 DAGS = Path("dags")
+TARGETS = ("local", "composer")
 
 
 def install_locked(session: nox.Session, *args: str) -> None:
@@ -90,24 +89,33 @@ def generate(session: nox.Session) -> None:
         image = args.image or PUSHED_IMAGE.read_text().strip()
         params = ["--params", f"image={image}"]
     install_locked(session, "--group=dev", "--no-default-groups")
-    # kedro-airflow writes as it renders: write elsewhere, then move whole files in.
-    Path("build").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir="build") as folder:
-        session.run(
-            *("kedro", "airflow", "create", "--jinja-file=deploy/airflow_dag.j2"),
-            *(f"--target-dir={folder}", f"--env={args.env}"),
-            *(f"--pipelines={args.pipelines}", *params),
-        )
-        DAGS.mkdir(exist_ok=True)
-        for dag in sorted(Path(folder).iterdir()):
-            os.replace(dag, DAGS / dag.name)
-            session.log(f"Wrote {DAGS / dag.name}")
+    session.run(
+        *("python", "tools/dags.py", str(DAGS)),
+        *(f"--env={args.env}", f"--pipelines={args.pipelines}", *params),
+    )
 
 
 @nox.session(python=PYTHON)
 def deploy(session: nox.Session) -> None:
-    """Build, push, generate and upload: ship this revision to Composer."""
+    """Deploy to the target in conf/base/deploy.yml, or `-- --target local|composer`.
+
+    local: run the whole DAG once in an Airflow and an MLflow on this machine
+    (`-- --keep-running` leaves both up to look at). composer: build, push, generate
+    and upload this revision to Cloud Composer.
+    """
+    parser = argparse.ArgumentParser(prog="nox -s deploy --")
+    parser.add_argument("--target", choices=TARGETS, help="default: deploy.yml's")
+    args, rest = parser.parse_known_args(session.posargs)
     install_locked(session, "--only-group=deploy")
+    target = (
+        args.target
+        or session.run("python", "tools/ship.py", "target", silent=True).strip()
+    )
+    if target == "local":
+        session.run("python", "tools/local.py", *rest)
+        return
+    if rest:
+        session.error(f"Unknown options for the composer target: {' '.join(rest)}")
     ship(session, "build")
     ship(session, "push")
     # `generate` runs in its own environment, as `nox -s generate` would run it.

@@ -31,6 +31,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FILES = [PROJECT / "conf/base/deploy.yml", PROJECT / "conf/local/deploy.yml"]
 SHARED = ("image", "gcp_project_id", "region")  # with the DAGs: conf/base/airflow.yml
 KEYS = (
+    "target",
+    "local_mlflow_port",
+    "local_airflow_port",
     "image",
     "gcp_project_id",
     "region",
@@ -386,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dry-run", action="store_true"
     )
     commands.add_parser("summary", help="say what is deployed where")
+    commands.add_parser("target", help="print where `nox -s deploy` deploys")
     args, docker_args = parser.parse_known_args(argv)
     if docker_args and args.command != "build":
         parser.error(f"unrecognized arguments: {' '.join(docker_args)}")
@@ -397,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             push(config)
         elif args.command == "upload":
             upload(config, args.dry_run)
+        elif args.command == "target":
+            print(config.get("target") or "local")
         else:
             summary(config)
     except ShipError as error:
