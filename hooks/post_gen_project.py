@@ -9,9 +9,16 @@ import json
 import shutil
 from pathlib import Path
 
-# The files of each optional part, removed when its answer is "no".
+# The files of each optional part, removed when its answer is "no"; `{python_package}`
+# stands for the package's name.
 OPTIONAL_PARTS = {
-    "mlflow_tracking": ["conf/base/mlflow.yml", "conf/gcp/mlflow.yml"],
+    "mlflow_tracking": [
+        "conf/base/mlflow.yml",
+        "conf/base/parameters_mlflow_start.yml",
+        "src/{python_package}/mlflow_hooks.py",
+        "src/{python_package}/mlflow_runs.py",
+        "src/{python_package}/pipelines/mlflow_start",
+    ],
     "github_actions": [".github"],
 }
 
@@ -21,7 +28,7 @@ def remove_unwanted(project: Path, answers: dict) -> list[Path]:
     removed = []
     for switch, paths in OPTIONAL_PARTS.items():
         if answers[switch] == "no":
-            for path in map(project.joinpath, paths):
+            for path in (project / path.format(**answers) for path in paths):
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:

@@ -26,8 +26,8 @@ DEFAULT_FILES = {
     "conf/base/globals.yml",
     "conf/base/mlflow.yml",
     "conf/base/parameters_data_science.yml",
+    "conf/base/parameters_mlflow_start.yml",
     "conf/gcp/globals.yml",
-    "conf/gcp/mlflow.yml",
     "conf/local/.gitkeep",
     "conf/local/credentials.yml.example",
     "data/01_raw/companies.csv",
@@ -55,12 +55,14 @@ DEFAULT_FILES = {
     "src/{pkg}/__main__.py",
     "src/{pkg}/airflow_hooks.py",
     "src/{pkg}/airflow_plan.py",
+    "src/{pkg}/mlflow_hooks.py",
+    "src/{pkg}/mlflow_runs.py",
     "src/{pkg}/pipeline_registry.py",
     "src/{pkg}/settings.py",
     "src/{pkg}/pipelines/__init__.py",
     *(
         f"src/{{pkg}}/pipelines/{pipeline}/{module}.py"
-        for pipeline in ("data_processing", "data_science")
+        for pipeline in ("data_processing", "data_science", "mlflow_start")
         for module in ("__init__", "nodes", "pipeline")
     ),
     "tests/__init__.py",
@@ -68,11 +70,19 @@ DEFAULT_FILES = {
     "tests/pipelines/test_data_processing.py",
     "tests/pipelines/test_data_science.py",
     "tests/test_run.py",
+    "tools/dags.py",
+    "tools/local.py",
     "tools/ship.py",
 }
 # What each switch, answered "no", leaves out.
 WITHOUT = {
-    "mlflow_tracking": {"conf/base/mlflow.yml", "conf/gcp/mlflow.yml"},
+    "mlflow_tracking": {
+        "conf/base/mlflow.yml",
+        "conf/base/parameters_mlflow_start.yml",
+        "src/{pkg}/mlflow_hooks.py",
+        "src/{pkg}/mlflow_runs.py",
+        *(f"src/{{pkg}}/pipelines/mlflow_start/{module}.py" for module in ("__init__", "nodes", "pipeline")),
+    },
     "github_actions": {".github/workflows/ci.yml"},
 }
 AWKWARD = {
@@ -153,8 +163,8 @@ def test_lock_names_the_project(baked):
     lock = tomllib.loads((project / "uv.lock").read_text())
     names = {package["name"] for package in lock["package"]}
     assert project.name in names
-    assert {"kedro", "kedro-datasets", "scikit-learn", "gcsfs"} <= names
-    assert not names & {"apache-airflow", "jupyterlab", "kedro-viz", "mlflow"}, "the image must stay lean"
+    assert {"kedro", "kedro-datasets", "kedro-mlflow", "scikit-learn", "gcsfs"} <= names
+    assert not names & {"apache-airflow", "jupyterlab", "kedro-viz"}, "Airflow and notebooks stay out of the image"
 
 
 def test_python_version_is_the_chosen_one(baked):
@@ -205,11 +215,20 @@ def test_parameters_are_the_starters(baked):
 
 def test_optional_parts_carry_their_answers(baked):
     answers, project = baked
+    settings = yaml.safe_load((project / "conf/base/airflow.yml").read_text())["default"]
+    settings_py = next(project.glob("src/*/settings.py")).read_text()
     if answers.get("mlflow_tracking", "yes") == "yes":
-        gcp = yaml.safe_load((project / "conf/gcp/mlflow.yml").read_text())
-        assert gcp["server"]["mlflow_tracking_uri"] == f"http://mlflow.{project.name}.svc.cluster.local:5000"
+        assert settings["mlflow_start"] == "airflow"
+        assert settings["mlflow_tracking_uri"] == f"http://mlflow.{project.name}.svc.cluster.local:5000"
+        assert settings["mlflow_experiment"] == project.name
+        mlflow = yaml.safe_load((project / "conf/base/mlflow.yml").read_text())
+        assert mlflow["tracking"]["experiment"]["name"] == project.name
+        assert "MlflowDatasetHooks()" in settings_py and "DISABLE_HOOKS_FOR_PLUGINS" not in settings_py
         assert "MLflow" in (project / "README.md").read_text()
     else:
+        assert not any(key.startswith("mlflow") for key in settings), "no MLflow tasks in the DAG"
+        assert 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)' in settings_py
+        assert "mlflow:" not in (project / "conf/base/catalog.yml").read_text()
         assert "| MLflow |" not in (project / "README.md").read_text()
     if answers.get("github_actions", "yes") == "yes":
         workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())

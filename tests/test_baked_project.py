@@ -14,6 +14,7 @@ from conftest import REFERENCE_DATA, bake, choices, clean_env, require, run, uv
 pytestmark = pytest.mark.slow
 
 RAW_FILES = ("companies.csv", "reviews.csv", "shuttles.xlsx")
+MLFLOW_TYPE_HINTS_WARNING = "mlflow/pyfunc/utils/data_validation.py:187: UserWarning:"
 
 
 def install(project: Path) -> Path:
@@ -50,7 +51,10 @@ def test_kedro_run_succeeds_on_the_sample_data_offline(project, bin_dir):
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     assert set(metrics) == {"r2_score", "mae", "max_error"}
     assert metrics["r2_score"] > 0.3, "the sample data must be rich enough for the model to learn"
-    assert "WARNING" not in result.stdout + result.stderr
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "WARNING" in line]
+    # Known and harmless: mlflow warns, when kedro-mlflow's CLI loads (before any project
+    # code runs), that kedro-mlflow's model class has no type hints.
+    assert all(MLFLOW_TYPE_HINTS_WARNING in line for line in warnings), warnings
 
 
 def test_each_pipeline_runs_on_its_own(project, bin_dir):

@@ -155,21 +155,25 @@ def test_the_hooks_read_answers_as_json_data():
 
 def test_post_gen_hook_removes_only_switched_off_parts(tmp_path):
     hook = load_hook("post_gen_project")
+    answers = {"mlflow_tracking": "no", "github_actions": "yes", "python_package": "rocket"}
     for paths in hook.OPTIONAL_PARTS.values():
-        for path in map(tmp_path.joinpath, paths):
-            file = path / "ci.yml" if path.name == ".github" else path
+        for path in (tmp_path / path.format(**answers) for path in paths):
+            file = path / "x.py" if not path.suffix else path
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text("x")
     (tmp_path / "keep.txt").write_text("x")
 
-    removed = hook.remove_unwanted(tmp_path, {"mlflow_tracking": "no", "github_actions": "yes"})
+    removed = hook.remove_unwanted(tmp_path, answers)
     hook.remove_empty_dirs(tmp_path)
 
     assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == [
         "conf/base/mlflow.yml",
-        "conf/gcp/mlflow.yml",
+        "conf/base/parameters_mlflow_start.yml",
+        "src/rocket/mlflow_hooks.py",
+        "src/rocket/mlflow_runs.py",
+        "src/rocket/pipelines/mlflow_start",
     ]
     assert (tmp_path / ".github").is_dir()
     assert (tmp_path / "keep.txt").exists()
-    assert not (tmp_path / "conf").exists(), "empty folders are tidied away"
+    assert not (tmp_path / "conf").exists() and not (tmp_path / "src").exists(), "empty folders are tidied away"
     assert set(hook.OPTIONAL_PARTS) == {key for key, value in TEMPLATE.items() if value == ["yes", "no"]}

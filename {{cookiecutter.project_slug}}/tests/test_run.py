@@ -12,8 +12,10 @@ PROJECT = Path(__file__).parents[1]
 
 
 @pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """The project without its data outputs, so the run writes only in tmp_path."""
+def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project without its data outputs, so the run writes only in tmp_path
+    (its MLflow runs too)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     shutil.copy(PROJECT / "pyproject.toml", tmp_path)
     for folder in ("conf", "src"):
         shutil.copytree(PROJECT / folder, tmp_path / folder)

@@ -134,21 +134,24 @@ def start_mlflow(port: int) -> tuple[str, subprocess.Popen | None]:
             *("--port", str(port)),
             *("--backend-store-uri", f"sqlite:///{MLFLOW_STORE / 'mlflow.db'}"),
             *("--artifacts-destination", str(MLFLOW_STORE / "artifacts")),
+            *("--workers", "1"),  # one user
         ],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        env=own_env(),
+        # No pool of background job runners: nothing here asks for them.
+        env=own_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
         start_new_session=True,  # its workers go with it when it is stopped
     )
-    for _ in range(120):
+    print(f"    starting an MLflow server at {uri} (the first start takes a while)")
+    for _ in range(360):
         if healthy(uri):
-            print(f"    MLflow server {uri} started (process {server.pid}, log {log})")
+            print(f"    started (process {server.pid}, log {log})")
             return uri, server
         if server.poll() is not None:
             raise LocalError(f"the MLflow server exited: see {log}")
         time.sleep(0.5)
     stop(server)
-    raise LocalError(f"the MLflow server did not answer at {uri} in 60 s: see {log}")
+    raise LocalError(f"the MLflow server did not answer at {uri} in 3 minutes: see {log}")
 
 
 def stop(process: subprocess.Popen) -> None:
