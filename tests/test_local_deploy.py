@@ -1,0 +1,167 @@
+"""The local deployment end to end: a real Airflow runs the whole DAG, each task a
+`kedro run` process, tracked by a real MLflow server (slow).
+
+One baked project serves the module, in order: the default deployment, then a task
+that fails once, then a task that always fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from components import free_port
+from conftest import bake, clean_env, run
+
+pytestmark = pytest.mark.slow
+
+PROBES = Path(__file__).parent / "probes"
+KEDRO_TASKS = ["companies", "shuttles", "split", "train_model_node", "evaluate_model_node"]
+EXPECTED_METRICS = {"r2_score", "mae", "max_error"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    project = bake(tmp_path_factory.mktemp("local"))
+    # Ports of its own, so that other tests' servers and this one's never meet.
+    (project / "conf/local/deploy.yml").write_text(
+        f"local_mlflow_port: {free_port()}\nlocal_airflow_port: {free_port()}\n"
+    )
+    return project
+
+
+def deploy(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """`nox -s deploy` with the target the project's deploy.yml names (local)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "--non-interactive", "-s", "deploy", "--", *args],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def report(project: Path) -> dict:
+    """The one DAG run `tools/local.py` reports, as written to build/local/deploy.json."""
+    (dag_run,) = json.loads((project / "build/local/deploy.json").read_text())["runs"]
+    return dag_run
+
+
+def mlflow_store(project: Path, pipeline: str = "__default__") -> dict:
+    """What the local MLflow server's store holds, read with MLflow itself (the
+    server is stopped by then), and the parameters ``pipeline`` uses."""
+    store = f"sqlite:///{project / 'build/local/mlflow/mlflow.db'}"
+    out = project / "build/store.json"
+    env = clean_env(MLFLOW_TRACKING_URI=store)
+    run(
+        project / ".venv/bin/python",
+        PROBES / "mlflow_store.py",
+        out,
+        store,
+        "spaceflights",
+        pipeline,
+        cwd=project,
+        env=env,
+    )
+    return json.loads(out.read_text())
+
+
+def runs_of(store: dict, airflow_run_id: str) -> list[dict]:
+    return [run_ for run_ in store["runs"] if run_["tags"].get("airflow_run_id") == airflow_run_id]
+
+
+def flattened(parameters: dict, prefix: str = "") -> dict[str, str]:
+    """``parameters`` as kedro-mlflow logs them (mlflow.yml: dict_params.flatten)."""
+    flat = {}
+    for key, value in parameters.items():
+        if isinstance(value, dict):
+            flat |= flattened(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+@contextlib.contextmanager
+def replaced(path: Path, old: str, new: str) -> Iterator[None]:
+    before = path.read_text()
+    assert old in before
+    path.write_text(before.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+@pytest.fixture(scope="module")
+def default_run(project) -> subprocess.CompletedProcess:
+    return deploy(project)
+
+
+def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, default_run):
+    output = default_run.stdout + default_run.stderr
+    assert default_run.returncode == 0, output
+    dag_run = report(project)
+    assert dag_run["state"] == "success"
+    tasks = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
+    assert tasks == dict.fromkeys(["mlflow_start", *KEDRO_TASKS, "mlflow_end"], "success")
+
+    store = mlflow_store(project)
+    (tracked,) = store["runs"]  # one run, and only the DAG run's
+    assert tracked["tags"]["airflow_run_id"] == dag_run["run_id"]
+    assert tracked["tags"]["airflow_dag_id"] == "spaceflights-__default__-local"
+    assert tracked["status"] == "FINISHED" and tracked["end_time"]
+    assert set(tracked["metrics"]) == EXPECTED_METRICS
+    assert tracked["metrics"]["r2_score"] > 0.3
+    expected = flattened(store["parameters"])
+    assert expected and tracked["params"].items() >= expected.items()
+    assert tracked["models"] == ["regressor"]
+
+    # The summary says the same, with each task's duration and the run's address.
+    assert dag_run["mlflow"]["run_id"] == tracked["run_id"]
+    assert f"MLflow run {tracked['run_id']}: FINISHED" in output
+    assert all(task["seconds"] > 0 for task in dag_run["tasks"])
+    for task in KEDRO_TASKS:
+        assert f"    {task} done in" in output  # progress, as the run goes
+    assert "Stopped the MLflow server" in output
+
+
+def test_a_task_that_fails_once_and_succeeds_on_retry_leaves_one_run(project, default_run, tmp_path):
+    marker = tmp_path / "failed-once"
+    nodes = project / "src/spaceflights/pipelines/data_science/nodes.py"
+    fail_once = (
+        '    """Fit a linear regression of the price on the features."""\n'
+        f"    from pathlib import Path\n    marker = Path({str(marker)!r})\n"
+        "    if not marker.exists():\n        marker.touch()\n"
+        '        raise RuntimeError("the first try fails")\n'
+    )
+    with replaced(nodes, '    """Fit a linear regression of the price on the features."""\n', fail_once):
+        result = deploy(project, "--pipelines", "data_science")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert marker.exists() and "the first try fails" in (project / "build/local/dag-run.log").read_text()
+    dag_run = report(project)
+    assert dag_run["state"] == "success"
+    assert {task["task_id"]: task["state"] for task in dag_run["tasks"]}["train_model_node"] == "success"
+    (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
+    assert tracked["status"] == "FINISHED"
+    assert set(tracked["metrics"]) == EXPECTED_METRICS
+
+
+def test_a_dag_run_with_a_failing_task_leaves_the_run_failed(project, default_run):
+    nodes = project / "src/spaceflights/pipelines/data_science/nodes.py"
+    docstring = '    """Score the model on the test set: R², mean absolute error, max error."""\n'
+    with replaced(nodes, docstring, f'{docstring}    raise RuntimeError("evaluation is broken")\n'):
+        result = deploy(project, "--pipelines", "data_science")
+    assert result.returncode != 0
+    dag_run = report(project)
+    assert dag_run["state"] == "failed"
+    states = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
+    assert states["evaluate_model_node"] == "failed"
+    assert states["mlflow_end"] == "success"  # the teardown ran, and did not hide the failure
+    (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
+    assert tracked["status"] == "FAILED" and tracked["end_time"]
