@@ -227,7 +227,7 @@ def test_optional_parts_carry_their_answers(baked):
         assert "MLflow" in (project / "README.md").read_text()
     else:
         assert not any(key.startswith("mlflow") for key in settings), "no MLflow tasks in the DAG"
-        assert 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)' in settings_py
+        assert 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)' in settings_py
         assert "mlflow:" not in (project / "conf/base/catalog.yml").read_text()
         assert "| MLflow |" not in (project / "README.md").read_text()
     if answers.get("github_actions", "yes") == "yes":

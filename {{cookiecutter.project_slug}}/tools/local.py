@@ -93,13 +93,14 @@ def airflow_json(*args: str) -> list[dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def settings() -> dict:
-    """airflow.yml's `default` section, with conf/local's over it."""
+def config(name: str, section: str | None = None) -> dict:
+    """conf/base/``name`` (its ``section``), with conf/local's over it key by key."""
     merged: dict = {}
     for env in ("base", "local"):
-        path = PROJECT / "conf" / env / "airflow.yml"
+        path = PROJECT / "conf" / env / name
         if path.exists():
-            merged |= (yaml.safe_load(path.read_text()) or {}).get("default") or {}
+            loaded = yaml.safe_load(path.read_text()) or {}
+            merged |= (loaded.get(section) or {}) if section else loaded
     return merged
 
 
@@ -151,7 +152,9 @@ def start_mlflow(port: int) -> tuple[str, subprocess.Popen | None]:
             raise LocalError(f"the MLflow server exited: see {log}")
         time.sleep(0.5)
     stop(server)
-    raise LocalError(f"the MLflow server did not answer at {uri} in 3 minutes: see {log}")
+    raise LocalError(
+        f"the MLflow server did not answer at {uri} in 3 minutes: see {log}"
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -277,7 +280,11 @@ def summarise(report: dict) -> None:
         print(f"  {task['task_id']:<24} {task['state'] or 'none':<16} {took:>9}")
     run_ = report["mlflow"]
     if run_ is None:
-        print("No MLflow run found for it")
+        print(
+            "No MLflow run: tracking is off"
+            if not report["tracked"]
+            else "No MLflow run found for it"
+        )
         return
     metrics = "  ".join(f"{k} {v:.4g}" for k, v in sorted(run_["metrics"].items()))
     print(
@@ -287,7 +294,7 @@ def summarise(report: dict) -> None:
     print(f"  address  {run_['url']}")
 
 
-def keep_running(mlflow_uri: str, port: int) -> list[int]:
+def keep_running(mlflow_uri: str | None, port: int) -> list[int]:
     """Start the Airflow UI (the API server) for the user; return the ids to stop."""
     if port_taken(port):
         print(f"127.0.0.1:{port} is taken: not starting the Airflow UI")
@@ -308,16 +315,12 @@ def keep_running(mlflow_uri: str, port: int) -> list[int]:
         start_new_session=True,
     )
     print(f"Airflow UI  http://127.0.0.1:{port} (process {server.pid}, log {log})")
-    print(f"MLflow UI   {mlflow_uri}")
+    if mlflow_uri:
+        print(f"MLflow UI   {mlflow_uri}")
     return [server.pid]
 
 
-def deploy(pipelines: str, leave_running: bool) -> int:
-    config = yaml.safe_load((PROJECT / "conf/base/deploy.yml").read_text()) or {}
-    local = PROJECT / "conf/local/deploy.yml"
-    if local.exists():
-        config |= yaml.safe_load(local.read_text()) or {}
-    LOCAL.mkdir(parents=True, exist_ok=True)
+def prepare_environments() -> None:
     step(1, "The project's environment, .venv (uv sync --locked)")
     run(["uv", "sync", "--locked"], cwd=PROJECT, env=own_env())
     step(2, f"Airflow's own environment, {AIRFLOW_VENV.relative_to(PROJECT)}")
@@ -325,71 +328,82 @@ def deploy(pipelines: str, leave_running: bool) -> int:
         ["uv", "sync", "--locked", "--project", PROJECT / "deploy/airflow"],
         env=own_env(UV_PROJECT_ENVIRONMENT=str(AIRFLOW_VENV)),
     )
-    step(3, "An MLflow server on 127.0.0.1")
-    uri, server = start_mlflow(int(config.get("local_mlflow_port") or 5000))
-    pids = []
+
+
+def prepare_dags(pipelines: str, mlflow_uri: str | None) -> list[str]:
+    """Make the Airflow home and write the DAGs into it; return their ids."""
+    step(
+        4, f"An Airflow home, {AIRFLOW_HOME.relative_to(PROJECT)} (SQLite, no examples)"
+    )
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    run(
+        [AIRFLOW_BIN / "airflow", "db", "migrate"],
+        log=LOCAL / "db.log",
+        env=airflow_env(),
+    )
+    step(5, "The DAG, with the local operator")
+    # Retry at once: nothing here is worth waiting `retry_delay` for.
+    params = ["operator=local", "retry_delay=0"]
+    params += [f"mlflow_tracking_uri={mlflow_uri}"] if mlflow_uri else []
+    kedro = str(PROJECT / ".venv/bin/kedro")
     try:
-        step(
-            4,
-            f"An Airflow home, {AIRFLOW_HOME.relative_to(PROJECT)} (SQLite, no examples)",
-        )
-        AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-        run(
-            [AIRFLOW_BIN / "airflow", "db", "migrate"],
-            log=LOCAL / "db.log",
-            env=airflow_env(),
-        )
-        step(5, "The DAG, with the local operator")
-        params = ["operator=local", f"mlflow_tracking_uri={uri}", "retry_delay=0"]
-        try:
-            dags = write_dags(
-                AIRFLOW_HOME / "dags",
-                "local",
-                pipelines,
-                params,
-                str(PROJECT / ".venv/bin/kedro"),
-            )
-        except subprocess.CalledProcessError as error:
-            raise LocalError(
-                "`kedro airflow create` failed: see its message above"
-            ) from error
-        dag_ids = check_imports([dag for dag in dags if dag.name.endswith("_dag.py")])
-        print(f"    {', '.join(dag_ids)} imports cleanly")
-        state = "success"
-        reports = []
-        for dag_id in dag_ids:
-            step(
-                6,
-                f"One DAG run of {dag_id} (airflow dags test; log build/local/dag-run.log)",
-            )
-            run_id, state = dag_run(dag_id)
-            tasks = airflow_json("tasks", "states-for-dag-run", dag_id, run_id)
-            experiment = settings().get("mlflow_experiment")
-            report = {
-                "dag_id": dag_id,
-                "run_id": run_id,
-                "state": state,
-                "tasks": [
-                    {**task, "seconds": seconds(task)}
-                    for task in sorted(tasks, key=lambda t: t["start_date"] or "~")
-                ],
-                "mlflow": mlflow_run(uri, experiment, dag_id, run_id)
-                if experiment
-                else None,
-            }
-            summarise(report)
-            reports.append(report)
+        dags = write_dags(AIRFLOW_HOME / "dags", "local", pipelines, params, kedro)
+    except subprocess.CalledProcessError as error:
+        raise LocalError(
+            "`kedro airflow create` failed: see its message above"
+        ) from error
+    dag_ids = check_imports([dag for dag in dags if dag.name.endswith("_dag.py")])
+    print(f"    {', '.join(dag_ids)} imports cleanly")
+    return dag_ids
+
+
+def run_and_report(dag_id: str, mlflow_uri: str | None) -> dict:
+    step(6, f"One DAG run of {dag_id} (airflow dags test; log build/local/dag-run.log)")
+    run_id, state = dag_run(dag_id)
+    tasks = airflow_json("tasks", "states-for-dag-run", dag_id, run_id)
+    experiment = config("airflow.yml", "default").get("mlflow_experiment")
+    report = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "state": state,
+        "tracked": mlflow_uri is not None,
+        "tasks": [
+            {**task, "seconds": seconds(task)}
+            for task in sorted(tasks, key=lambda t: t["start_date"] or "~")
+        ],
+        "mlflow": mlflow_run(mlflow_uri, experiment, dag_id, run_id)
+        if mlflow_uri
+        else None,
+    }
+    summarise(report)
+    return report
+
+
+def deploy(pipelines: str, leave_running: bool) -> int:
+    settings = config("deploy.yml")
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    prepare_environments()
+    step(3, "An MLflow server on 127.0.0.1")
+    uri, server = None, None
+    if config("airflow.yml", "default").get("mlflow_start"):
+        uri, server = start_mlflow(int(settings.get("local_mlflow_port") or 5000))
+    else:
+        print("    none: airflow.yml's mlflow_start is off")
+    kept: list[int] = []
+    try:
+        dag_ids = prepare_dags(pipelines, uri)
+        reports = [run_and_report(dag_id, uri) for dag_id in dag_ids]
         REPORT.write_text(
             json.dumps({"mlflow_uri": uri, "runs": reports}, indent=2) + "\n"
         )
         if leave_running:
-            pids = keep_running(uri, int(config.get("local_airflow_port") or 8080))
-            pids += [server.pid] if server else []
-            if pids:
-                print(f"Stop them with: kill -- {' '.join(f'-{pid}' for pid in pids)}")
-        return 0 if all(r["state"] == "success" for r in reports) else 1
+            kept = keep_running(uri, int(settings.get("local_airflow_port") or 8080))
+            kept += [server.pid] if server else []
+            if kept:
+                print(f"Stop them with: kill -- {' '.join(f'-{pid}' for pid in kept)}")
+        return 0 if all(report["state"] == "success" for report in reports) else 1
     finally:
-        if server and server.pid not in pids:
+        if server and server.pid not in kept:
             stop(server)
             print(f"Stopped the MLflow server (process {server.pid})")
 

@@ -4,8 +4,6 @@ See https://docs.kedro.org/en/stable/configure/configuration_basics/.
 """
 {%- if cookiecutter.mlflow_tracking == "yes" %}
 
-import warnings
-
 from omegaconf.resolvers import oc
 
 from .airflow_hooks import AirflowHooks
@@ -15,18 +13,13 @@ from .mlflow_hooks import MlflowDatasetHooks, MlflowIdTokenHooks
 # run and logs its parameters (conf/base/mlflow.yml); these log the metrics and the
 # model that the catalog marks, and sign requests for a server behind IAP.
 HOOKS = (AirflowHooks(), MlflowDatasetHooks(), MlflowIdTokenHooks())
-
-# mlflow warns, on every run, that kedro-mlflow's own model class lacks type hints.
-warnings.filterwarnings(
-    "ignore", r"(?s).*Add type hints to the `predict` method", UserWarning
-)
 {%- else %}
 
 from .airflow_hooks import AirflowHooks
 
 HOOKS = (AirflowHooks(),)
 # kedro-mlflow is installed with the project but tracking is off for it.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # the name in its metadata
 {%- endif %}
 
 # `local` holds each developer's own settings and credentials; the pods run with
