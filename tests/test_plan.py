@@ -175,7 +175,9 @@ def test_a_group_of_mixed_machines_gets_the_largest_declared_whatever_the_order(
             "`schedule_interval` is not a setting: Airflow 3 removed it: use `schedule`.",
         ),
         ({"retry": 1}, "unknown setting `retry`. Known: grouping, group_prefix"),
-        ({"operator": "ecs"}, "`operator` must be one of gke, kubernetes, not 'ecs'."),
+        ({"operator": "ecs"}, "`operator` must be one of gke, kubernetes, local, not 'ecs'."),
+        ({"mlflow_start": "worker"}, "`mlflow_start` must be one of airflow, pod, not 'worker'."),
+        ({"mlflow_tracking_uri": 5000}, "`mlflow_tracking_uri` must be str or NoneType, not 5000."),
         ({"image": None}, "`image` must be str, not None."),
         (
             {"default_machine": "tiny"},
@@ -201,6 +203,80 @@ def test_missing_settings_are_named_with_the_file_they_belong_in():
         plan_module.check_settings(config, {}, "conf/base/airflow.yml")
     # The kubernetes operator needs no GKE cluster.
     assert plan_module.check_settings(config | {"operator": "kubernetes", "image": "i"}, {}, "x")["cluster"]
+
+
+# The MLflow run of a DAG run: `mlflow_start` adds a first and a last task around the pipeline's.
+MLFLOW = {"mlflow_start": "airflow", "mlflow_tracking_uri": "http://mlflow:5000", "mlflow_experiment": "spaceflights"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"mlflow_tracking_uri": None},
+            "conf/gcp/airflow.yml: `mlflow_start` is 'airflow' but mlflow_tracking_uri is not set. "
+            "Set them, or `mlflow_start: null` for no MLflow run.",
+        ),
+        (
+            {"mlflow_start": "pod", "mlflow_tracking_uri": "", "mlflow_experiment": None},
+            "conf/gcp/airflow.yml: `mlflow_start` is 'pod' but mlflow_tracking_uri and mlflow_experiment are not set.",
+        ),
+        (
+            {"mlflow_start": "pod", "operator": "local"},
+            "conf/gcp/airflow.yml: `mlflow_start: pod` needs pods, and `operator` is local. "
+            "Use `mlflow_start: airflow`",
+        ),
+    ],
+)
+def test_mlflow_settings_that_cannot_start_a_run_are_refused(change, message):
+    with pytest.raises(PlanError) as error:
+        plan_module.check_settings(CONFIG | MLFLOW | change, {"mlflow_start": "conf/gcp/airflow.yml"}, "x")
+    assert message in str(error.value)
+
+
+def test_mlflow_settings_that_can_start_a_run_are_accepted():
+    for change in ({}, {"mlflow_start": "pod"}, {"operator": "local"}, {"mlflow_iap_audience": "1-x.apps"}):
+        config = CONFIG | MLFLOW | change
+        assert plan_module.check_settings(config, {}, "x").items() >= config.items()
+    # Without `mlflow_start`, no other MLflow setting is needed.
+    assert plan_module.check_settings(CONFIG | {"operator": "local"}, {}, "x")["mlflow_tracking_uri"] is None
+
+
+def test_mlflow_start_adds_a_first_and_a_last_task_of_their_own():
+    with_mlflow, without = plan(SPACEFLIGHTS, **MLFLOW), plan(SPACEFLIGHTS)
+    assert (with_mlflow.tasks, with_mlflow.edges) == (without.tasks, without.edges)
+    assert without.start is None and without.end is None
+    start, end = with_mlflow.start, with_mlflow.end
+    assert (start.id, end.id) == ("mlflow_start", "mlflow_end")
+    assert (start.pod_name, end.pod_name) == ("mlflow-start", "mlflow-end")
+    assert start.command == ("python", "-m", "kedro", "run", "--pipelines", "mlflow_start", "--env", "gcp")
+    assert end.command == ("python", "-m", "spaceflights.mlflow_runs", "end")
+    assert (start.nodes, end.nodes, start.machine, end.machine) == ((), (), "small", "small")
+    # Both modes plan the same tasks: only the DAG runs them on Airflow or in pods.
+    assert plan(SPACEFLIGHTS, **MLFLOW | {"mlflow_start": "pod"}).start == start
+    # The run starts in the environment the tasks run with.
+    assert plan(SPACEFLIGHTS, **MLFLOW, kedro_env="prod").start.command[-2:] == ("--env", "prod")
+    assert plan(SPACEFLIGHTS, pipeline="data_science", **MLFLOW).start.command[4:6] == ("--pipelines", "mlflow_start")
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        (
+            [node("mlflow_start")],
+            "`mlflow_start` becomes the Airflow task id `mlflow_start`, which the DAG's MLflow task",
+        ),
+        (
+            [node("load", tags=["airflow.mlflow_end"])],
+            "`airflow.mlflow_end` becomes the Airflow task id `mlflow_end`, which the DAG's MLflow task has. Rename it.",
+        ),
+        ([node("MLflow-Start")], "`MLflow-Start` becomes the pod name `mlflow-start`, which the DAG's MLflow task"),
+    ],
+)
+def test_a_task_named_like_an_mlflow_task_is_refused(nodes, message):
+    with pytest.raises(PlanError, match=re.escape(f"Pipeline `__default__`: {message}")):
+        plan(nodes, **MLFLOW)
+    assert plan(nodes).tasks[0].nodes == (nodes[0].name,)  # without MLflow, the name is free
 
 
 # Random pipelines: node i may read what nodes before it wrote; some nodes share groups.

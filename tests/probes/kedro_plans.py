@@ -1,7 +1,9 @@
 """Print the task plans the baked project's hooks give `kedro airflow create`, as JSON.
 
-Runs with the Python of the baked project, in it: `python kedro_plans.py <plans.json> <env>`. Each task
-also gets `selected`: the nodes Kedro's own filter picks for its `kedro run` arguments.
+Runs with the Python of the baked project, in it: `python kedro_plans.py <plans.json> <env>...`,
+one Kedro session per environment; the JSON maps each environment to its plans by pipeline.
+Each task also gets `selected`: the nodes Kedro's own filter picks for its `kedro run`
+arguments. A plan's `start` and `end` are the MLflow tasks around it (null without MLflow).
 """
 
 import dataclasses
@@ -23,11 +25,16 @@ def selected(pipeline, selection: list[str]) -> list[str]:
     return sorted(node.name for node in pipeline.filter(**{chosen: [value]}).nodes)
 
 
-with KedroSession.create(env=sys.argv[2]) as session:
-    config = session.load_context().config_loader["airflow"]
-    plans = {name: dataclasses.asdict(config[name]["plan"]) for name in pipelines}
-for name, plan in plans.items():
-    for task in plan["tasks"]:
-        task["selected"] = selected(pipelines[name], task["selection"])
+def plans_of(env: str) -> dict[str, dict]:
+    with KedroSession.create(env=env) as session:
+        config = session.load_context().config_loader["airflow"]
+        plans = {name: dataclasses.asdict(config[name]["plan"]) for name in pipelines}
+    for name, plan in plans.items():
+        for task in plan["tasks"]:
+            task["selected"] = selected(pipelines[name], task["selection"])
+    return plans
+
+
+result = {env: plans_of(env) for env in sys.argv[2:]}
 with open(sys.argv[1], "w") as out:
-    json.dump(plans, out)
+    json.dump(result, out)
