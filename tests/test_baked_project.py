@@ -50,6 +50,7 @@ def test_kedro_run_succeeds_on_the_sample_data_offline(project, bin_dir):
 
     metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
     assert set(metrics) == {"r2_score", "mae", "max_error"}
+    assert (project / "mlflow.db").exists(), "the run is tracked in the project's own MLflow store"
     assert metrics["r2_score"] > 0.3, "the sample data must be rich enough for the model to learn"
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "WARNING" in line]
     # Known and harmless: mlflow warns, when kedro-mlflow's CLI loads (before any project
@@ -118,3 +119,10 @@ def test_other_python_versions_install_and_run(tmp_path, version):
 
     assert run(bin_dir / "python", "--version", cwd=project).startswith(f"Python {version}.")
     assert kedro_run(bin_dir, project)["r2_score"] > 0.3
+
+
+def test_without_mlflow_tracking_a_run_tracks_nothing(tmp_path):
+    project = bake(tmp_path, mlflow_tracking="no")
+    metrics = kedro_run(install(project), project)
+    assert metrics["r2_score"] > 0.3
+    assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()

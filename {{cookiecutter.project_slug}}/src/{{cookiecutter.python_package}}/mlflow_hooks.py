@@ -16,6 +16,7 @@ parameters. These hooks add what its datasets cannot do across pods:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Any
 
@@ -45,7 +46,15 @@ class MlflowDatasetHooks:
         if how.get("metrics"):
             mlflow.log_metrics(data)
         if flavor := how.get("model"):
-            importlib.import_module(flavor).log_model(data, name=dataset_name)
+            # uv makes environments without pip, which the model's conda.yaml names;
+            # mlflow warns of it on every model. The version does not matter here.
+            environment = logging.getLogger("mlflow.utils.environment")
+            level = environment.level
+            environment.setLevel(logging.ERROR)
+            try:
+                importlib.import_module(flavor).log_model(data, name=dataset_name)
+            finally:
+                environment.setLevel(level)
 
 
 class MlflowIdTokenHooks:
