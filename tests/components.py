@@ -1,5 +1,5 @@
 """The real components the image and deploy tests need: a Docker engine, the base
-image, a registry and a Cloud Storage emulator, each on 127.0.0.1.
+image, a registry, a Cloud Storage emulator and an MLflow server, each on 127.0.0.1.
 
 Each helper calls ``require()``: on a machine without the component the test skips
 and says why; under CI=true, where `.ci/run` installs them, it fails instead.
@@ -10,15 +10,17 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from conftest import ROOT, require
+import requests
+from conftest import ROOT, clean_env, require
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
@@ -133,6 +135,55 @@ def gcs_emulator() -> Iterator[str]:
     cmd = [binary, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"]
     with serving(cmd, port, "gcp-storage-emulator") as address:
         yield f"http://{address}"
+
+
+@contextmanager
+def mlflow_server(mlflow: Path, folder: Path) -> Iterator[str]:
+    """A real MLflow tracking server (``mlflow``: a baked project's `.venv/bin/mlflow`) on
+    127.0.0.1, keeping its runs in ``folder``; yield its URL, once it answers ``/health``.
+
+    One worker and no job runner: `mlflow server` starts a uvicorn and, by default, a
+    pool of job consumers, all stopped with it through their process group.
+    """
+    port = free_port()
+    cmd = [mlflow, "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    url, log = f"http://127.0.0.1:{port}", folder / "mlflow-server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(part) for part in cmd],
+            cwd=folder,  # its artifacts go to ./mlartifacts
+            env=clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        for _ in range(240):  # it takes ~20 s the first time, importing mlflow and creating its tables
+            if process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited {process.returncode}: {log.read_text()}")
+            try:
+                if requests.get(f"{url}/health", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"mlflow server did not answer {url}/health: {log.read_text()}")
+        yield url
+    finally:
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop ``process`` and every process it started in its session (``start_new_session``)."""
+    with suppress(ProcessLookupError):  # all gone already
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def emulated_storage(url: str) -> storage.Client:

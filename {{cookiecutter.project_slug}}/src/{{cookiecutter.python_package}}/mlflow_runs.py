@@ -63,14 +63,16 @@ class Tracking:
     def __init__(self, uri: str, audience: str | None = None):
         self.uri = uri.rstrip("/")
         self.session = requests.Session()
-        # Retry what cannot have reached MLflow: refused connections and 502-504.
+        # Retry what cannot have changed anything: refused connections, and GETs
+        # answered 502-504. A POST that timed out at a gateway may have created a
+        # run: the task fails instead, and its retry finds that run by its tags.
         retry = Retry(
             total=None,
             connect=4,
             read=0,
             status=4,
             status_forcelist=(502, 503, 504),
-            allowed_methods=None,
+            allowed_methods=frozenset({"GET"}),
             backoff_factor=1,
         )
         self.session.mount(self.uri, HTTPAdapter(max_retries=retry))
