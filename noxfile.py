@@ -7,6 +7,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -82,22 +83,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Bake the default project into build/demo, install it and run its pipelines."""
+    """Bake the default project into build/demo and deploy it on this machine: one whole
+    DAG run in a local Airflow, tracked by a local MLflow (`-- --keep-running` leaves both up)."""
     install_locked(session, "test")
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     session.log(f"Baking the default project into {DEMO_DIR}")
-    project = bake(session, DEMO_DIR, *session.posargs)
+    project = bake(session, DEMO_DIR)
     with session.chdir(project):
-        session.log("Installing its locked dependencies into its own environment, .venv")
-        session.run("uv", "sync", "--locked", env=OWN_ENVIRONMENT)
-        session.log("Running both pipelines on the sample data")
-        session.run("uv", "run", "--locked", "kedro", "run", env=OWN_ENVIRONMENT)
-    metrics = json.loads((project / "data/08_reporting/metrics.json").read_text())
-    summary = "\n".join(f"  {name:<10} {value:>10.3f}" for name, value in metrics.items())
-    session.log(
-        f"Done. The model's test metrics:\n{summary}\n"
-        f"The project is in {project}: `cd` there and try `uv run kedro run --pipelines data_science`."
-    )
+        session.log("Deploying it locally: nox -s deploy -- --target local")
+        session.run(
+            *(sys.executable, "-m", "nox", "-s", "deploy", "--", "--target", "local", *session.posargs),
+            env=OWN_ENVIRONMENT,
+            external=True,
+        )
+    session.log(f"The project is in {project}: `cd` there, see its README, and try `nox -s deploy -- --keep-running`.")
 
 
 @nox.session(python=PYTHON, default=False)
@@ -142,6 +141,28 @@ def bench_dags(session: nox.Session) -> None:
         str(work),
         str(ROOT / "build/bench-dags.json"),
         str(airflow / "bin/python"),
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def bench_mlflow(session: nox.Session) -> None:
+    """Time the MLflow start task on Airflow vs in a pod, and a local DAG run grouped vs not (build/bench-mlflow.json)."""
+    install_locked(session, "test")
+    work = ROOT / "build" / "bench-mlflow"
+    shutil.rmtree(work, ignore_errors=True)
+    project = bake(session, work / "bake")
+    # Compiled up front, as in an image: the first timed run must not compile Airflow or Kedro.
+    with session.chdir(project):
+        session.run("uv", "sync", "--locked", "--compile-bytecode", env=OWN_ENVIRONMENT)
+    airflow = work / "airflow-venv"
+    session.log("Installing Airflow from the bake's deploy/airflow lock, as `nox -s deploy -- --target local` does")
+    session.run(
+        *("uv", "sync", "--locked", "--compile-bytecode", "--project", str(project / "deploy/airflow")),
+        env=OWN_ENVIRONMENT | {"UV_PROJECT_ENVIRONMENT": str(airflow)},
+    )
+    script = ROOT / "scripts/bench_mlflow.py"
+    session.run(
+        "python", str(script), str(project), str(airflow), str(ROOT / "build/bench-mlflow.json"), *session.posargs
     )
 
 
