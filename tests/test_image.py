@@ -3,6 +3,7 @@ a registry and a Cloud Storage emulator on 127.0.0.1 (see components.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import urllib.request
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from components import (
@@ -17,11 +19,12 @@ from components import (
     emulated_storage,
     ensure_base_image,
     gcs_emulator,
+    mlflow_server,
     registry,
     require_docker,
     trusted_ca_bundle,
 )
-from conftest import bake, choices, clean_env, run
+from conftest import bake, choices, clean_env, run, uv
 
 PYTHON = choices("python_version")[0]
 # Files a user's machine has in the project but no pod may see: gitignored, so the
@@ -40,6 +43,15 @@ def committed(project: Path) -> Path:
     git(project, "add", "-A")
     git(project, "commit", "-qm", "Bake")
     return project
+
+
+def project_module(project: Path, name: str) -> ModuleType:
+    """A module of the baked project that needs no Kedro, imported from its file."""
+    path = next(project.glob(f"src/*/{name}.py"))
+    spec = importlib.util.spec_from_file_location(f"baked_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def nox(project: Path, *args: str, **env: str) -> str:
@@ -120,21 +132,38 @@ def test_image_is_tagged_and_labelled_with_the_git_revision(project, built):
 
 
 @pytest.mark.slow
-def test_a_container_runs_one_task_as_its_pod_would(project, built, emulator):
+def test_a_container_runs_one_task_as_its_pod_would(project, built, emulator, tmp_path):
     # The gcp environment reads and writes the data bucket: here the emulator's.
     bucket = emulated_storage(emulator).create_bucket(f"my-gcp-project-{project.name}")
     for raw in (project / "data/01_raw").iterdir():
         bucket.blob(f"{project.name}/01_raw/{raw.name}").upload_from_filename(raw)
+    # The DAG's first task has started the DAG run's MLflow run, on a real server.
+    venv = tmp_path / "venv"  # the project's .venv is one of the private files, a fake
+    run(uv(), "sync", "--locked", cwd=project, env=clean_env(UV_PROJECT_ENVIRONMENT=str(venv)))
+    mlflow_runs = project_module(project, "mlflow_runs")
+    with mlflow_server(venv / "bin/mlflow", tmp_path) as tracking:
+        run_id = mlflow_runs.start_run(tracking, "spaceflights", "spaceflights-__default__-gcp", "manual__1")
+        pod_env = {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_RUN_ID": run_id, "MLFLOW_RUN_NAME": "manual__1"}
+        env = [f"--env={key}={value}" for key, value in pod_env.items()]
+        env += [f"--env=STORAGE_EMULATOR_HOST={emulator}", "--env=COLUMNS=200"]  # whole log lines
 
-    command = ["python", "-m", "kedro", "run", "--pipelines", "__default__", "--env", "gcp"]
-    command += ["--nodes", "preprocess_companies_node"]
-    env = [f"--env=STORAGE_EMULATOR_HOST={emulator}", "--env=COLUMNS=200"]  # whole log lines
-    result = docker("run", "--rm", "--network=host", *env, built, *command)
+        command = ["python", "-m", "kedro", "run", "--pipelines", "__default__", "--env", "gcp"]
+        command += ["--nodes", "preprocess_companies_node"]
+        result = docker("run", "--rm", "--network=host", *env, built, *command)
+        tracked = mlflow_runs.Tracking(tracking).call("GET", "runs/get", run_id=run_id)["run"]
+        # The last task, in pod mode, ends the run (test_dags checks the DAG's command is the plan's).
+        end = ["python", "-m", "spaceflights.mlflow_runs", "end"]
+        docker("run", "--rm", "--network=host", *env, "--env=MLFLOW_RUN_STATUS=FAILED", built, *end)
+        ended = mlflow_runs.Tracking(tracking).call("GET", "runs/get", run_id=run_id)["run"]
 
     assert "Pipeline execution completed successfully" in result.stdout + result.stderr
     written = bucket.blob(f"{project.name}/02_intermediate/preprocessed_companies.parquet")
     assert written.download_as_bytes().startswith(b"PAR1"), "the task writes its output to the bucket"
     assert not bucket.blob(f"{project.name}/02_intermediate/preprocessed_shuttles.parquet").exists()
+    tags = {tag["key"]: tag["value"] for tag in tracked["data"]["tags"]}
+    assert "preprocess_companies_node" in tags["node_names"], "the pod logged into the DAG run's run"
+    assert tags["mlflow.runName"] == "manual__1"
+    assert ended["info"]["status"] == "FAILED" and ended["info"]["end_time"]
 
 
 @pytest.mark.slow
@@ -223,7 +252,7 @@ def test_the_generated_dag_pins_the_pushed_digest(project, built):
     nox(project, "generate", "--", "--env", "gcp")
 
     pinned = (project / "build/image").read_text().strip()
-    dags = [path.read_text() for path in (project / "dags").glob("*.py") if path.name != "old_dag.py"]
+    dags = [path.read_text() for path in (project / "dags").glob("*_dag.py") if path.name != "old_dag.py"]
     assert dags
     assert all(pinned in dag for dag in dags)
 
@@ -232,7 +261,7 @@ def test_the_generated_dag_pins_the_pushed_digest(project, built):
 def test_deploy_ships_image_dags_and_says_where(project, built, emulator):
     bucket = emulated_storage(emulator).create_bucket(BUCKET)
 
-    output = nox(project, "deploy", STORAGE_EMULATOR_HOST=emulator)
+    output = nox(project, "deploy", "--", "--target", "composer", STORAGE_EMULATOR_HOST=emulator)
 
     pinned = (project / "build/image").read_text().strip()
     assert f"image     {pinned}" in output
