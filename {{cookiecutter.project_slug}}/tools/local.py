@@ -11,6 +11,7 @@ MLflow and the Airflow UI running. Everything lives in build/local/.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -21,10 +22,11 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 
 import requests
 import yaml
-from dags import PROJECT, write_dags
+from dags import PROJECT, package_name, write_dags
 
 LOCAL = PROJECT / "build/local"
 AIRFLOW_HOME = LOCAL / "airflow"
@@ -238,38 +240,25 @@ def seconds(task: dict) -> float | None:
 
 def mlflow_run(uri: str, experiment: str, dag_id: str, run_id: str) -> dict | None:
     """The MLflow run of the DAG run, as MLflow's REST API tells it."""
-    api = f"{uri}/api/2.0/mlflow"
-    found = requests.get(
-        f"{api}/experiments/get-by-name",
-        params={"experiment_name": experiment},
-        timeout=30,
-    )
-    if not found.ok:
+    tracking = mlflow_runs().Tracking(uri)
+    experiment_id = tracking.experiment_id(experiment, create=False)
+    found = experiment_id and tracking.find_run(experiment_id, dag_id, run_id)
+    if not found:
         return None
-    experiment_id = found.json()["experiment"]["experiment_id"]
-    runs = (
-        requests.post(
-            f"{api}/runs/search",
-            json={
-                "experiment_ids": [experiment_id],
-                "filter": f"tags.airflow_dag_id = '{dag_id}' and tags.airflow_run_id = '{run_id}'",
-            },
-            timeout=30,
-        )
-        .json()
-        .get("runs", [])
-    )
-    if not runs:
-        return None
-    info, data = runs[0]["info"], runs[0]["data"]
+    info, data = found["info"], found["data"]
     return {
-        "runs": len(runs),
         "run_id": info["run_id"],
         "status": info["status"],
         "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
         "params": {p["key"]: p["value"] for p in data.get("params", [])},
         "url": f"{uri}/#/experiments/{experiment_id}/runs/{info['run_id']}",
     }
+
+
+def mlflow_runs() -> ModuleType:
+    """The project's MLflow helper (it needs no Kedro), which the DAG uses too."""
+    sys.path.insert(0, str(PROJECT / "src"))
+    return importlib.import_module(f"{package_name()}.mlflow_runs")
 
 
 def summarise(report: dict) -> None:

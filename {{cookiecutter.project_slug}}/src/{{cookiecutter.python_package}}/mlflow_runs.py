@@ -90,8 +90,8 @@ class Tracking:
             )
         return response.json()
 
-    def experiment_id(self, name: str) -> str:
-        """The id of the experiment ``name``, created if need be."""
+    def experiment_id(self, name: str, create: bool = True) -> str | None:
+        """The id of the experiment ``name``; if there is none, a new one's, or None."""
         try:
             return self.call("GET", "experiments/get-by-name", experiment_name=name)[
                 "experiment"
@@ -99,12 +99,31 @@ class Tracking:
         except MlflowError as error:
             if "RESOURCE_DOES_NOT_EXIST" not in str(error):
                 raise
+        if not create:
+            return None
         try:
             return self.call("POST", "experiments/create", name=name)["experiment_id"]
         except MlflowError as error:  # another DAG run created it meanwhile
             if "RESOURCE_ALREADY_EXISTS" not in str(error):
                 raise
             return self.experiment_id(name)
+
+    def find_run(
+        self, experiment_id: str, dag_id: str, airflow_run_id: str
+    ) -> dict[str, Any] | None:
+        """The MLflow run of the DAG run, by its tags (the first, should there be
+        two), as MLflow's REST API gives it; None if there is none."""
+        if "'" in dag_id + airflow_run_id:
+            raise ValueError(f"Cannot search MLflow for {dag_id!r} {airflow_run_id!r}")
+        runs = self.call(
+            "POST",
+            "runs/search",
+            experiment_ids=[experiment_id],
+            filter=f"tags.{DAG_ID_TAG} = '{dag_id}' and tags.{RUN_ID_TAG} = '{airflow_run_id}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        ).get("runs", [])
+        return runs[0] if runs else None
 
 
 def start_run(
@@ -119,20 +138,10 @@ def start_run(
     The run is found by its tags, so a retried start never makes a second one. It is
     named after the Airflow run id, as the tasks name it too (see mlflow.yml).
     """
-    if "'" in dag_id + airflow_run_id:
-        raise ValueError(f"Cannot search MLflow for {dag_id!r} {airflow_run_id!r}")
     tracking = Tracking(tracking_uri, audience)
     experiment_id = tracking.experiment_id(experiment)
-    found = tracking.call(
-        "POST",
-        "runs/search",
-        experiment_ids=[experiment_id],
-        filter=f"tags.{DAG_ID_TAG} = '{dag_id}' and tags.{RUN_ID_TAG} = '{airflow_run_id}'",
-        order_by=["attributes.start_time ASC"],
-        max_results=1,
-    ).get("runs", [])
-    if found:
-        run_id = found[0]["info"]["run_id"]
+    if found := tracking.find_run(experiment_id, dag_id, airflow_run_id):
+        run_id = found["info"]["run_id"]
         logger.info(
             "MLflow run %s of %s %s exists: using it", run_id, dag_id, airflow_run_id
         )
