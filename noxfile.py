@@ -22,6 +22,8 @@ ROOT = Path(__file__).parent
 TEMPLATE = json.loads((ROOT / "cookiecutter.json").read_text())
 PYTHON = TEMPLATE["python_version"][0]
 PROJECT_TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
+AIRFLOW_LOCK = "src/{{cookiecutter.python_package}}_deploy/airflow/uv.lock"
+TAKEN_MODULES = ROOT / "hooks/taken_modules.txt"
 DEMO_DIR = ROOT / "build" / "demo"
 BENCH_DIR = ROOT / "build" / "bench"
 # The naive image the baked Dockerfile is measured against: one stage, `pip install .`
@@ -104,11 +106,12 @@ def lock(session: nox.Session) -> None:
     """Re-lock the baked project and its Airflow environment (`-- --upgrade` to take new releases)."""
     install_locked(session, "test")
     project = bake(session, Path(session.create_tmp()) / "lock")
+    airflow = Path("src") / f"{project.name.replace('-', '_')}_deploy" / "airflow"
     with session.chdir(project):
         session.run("uv", "lock", *session.posargs, env=OWN_ENVIRONMENT)
-    with session.chdir(project / "deploy/airflow"):
+    with session.chdir(project / airflow):
         session.run("uv", "lock", *session.posargs, env=OWN_ENVIRONMENT)
-    shutil.copyfile(project / "deploy/airflow/uv.lock", PROJECT_TEMPLATE / "deploy/airflow/uv.lock")
+    shutil.copyfile(project / airflow / "uv.lock", PROJECT_TEMPLATE / AIRFLOW_LOCK)
     slug = project.name
     lock_text = (project / "uv.lock").read_text()
     marker = f'\nname = "{slug}"\n'
@@ -116,6 +119,15 @@ def lock(session: nox.Session) -> None:
         session.error(f"Expected the baked project {slug!r} once in its uv.lock")
     (PROJECT_TEMPLATE / "uv.lock").write_text(lock_text.replace(marker, '\nname = "{{ cookiecutter.project_slug }}"\n'))
     session.log(f"Wrote {PROJECT_TEMPLATE / 'uv.lock'}")
+    # The modules the lock installs, every group's, which no package may be named.
+    venv = (Path(session.create_tmp()) / "lock-venv").resolve()
+    with session.chdir(project):
+        session.run(
+            "uv", "sync", "--locked", "--all-groups", env=OWN_ENVIRONMENT | {"UV_PROJECT_ENVIRONMENT": str(venv)}
+        )
+    script = [str(ROOT / "scripts/taken_modules.py"), slug, str(PROJECT_TEMPLATE / "uv.lock"), str(TAKEN_MODULES)]
+    session.run(str(venv / "bin/python"), *script, external=True)
+    session.log(f"Wrote {TAKEN_MODULES}")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -14,10 +14,9 @@ from pathlib import Path
 OPTIONAL_PARTS = {
     "mlflow_tracking": [
         "conf/base/mlflow.yml",
-        "conf/base/parameters_mlflow_start.yml",
-        "src/{python_package}/mlflow_hooks.py",
-        "src/{python_package}/mlflow_runs.py",
-        "src/{python_package}/pipelines/mlflow_start",
+        "conf/gcp/mlflow.yml",
+        "src/{python_package}_deploy/mlflow_hooks.py",
+        "src/{python_package}_deploy/mlflow_runs.py",
     ],
     "github_actions": [".github"],
 }

@@ -1,21 +1,25 @@
 """Refuse answers that would bake a broken project, before anything is written.
 
 Cookiecutter renders this file with Jinja. The answers arrive as JSON and are read as
-data, never pasted into code, so no answer can change what this hook does.
+data, never pasted into code, so no answer can change what this hook does; so do the
+template's own data (local_extensions.TemplateData): the modules of the locked
+dependencies, and the deployment layer's plan module, whose rules this hook applies.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import keyword
 import re
 import sys
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-# The project's own imports: a package of the same name would shadow them.
-DEPENDENCIES = {"kedro", "kedro_datasets", "pandas", "numpy", "sklearn", "pyarrow", "gcsfs", "openpyxl"}
+# Every top-level module the baked lock's distributions install, with them: a package
+# of the same name would shadow it (hooks/taken_modules.txt, derived from uv.lock).
+TAKEN = dict(line.split(" ", 1) for line in json.loads(r"""{{ taken_modules() | tojson }}"""))
+PLAN_FILE = json.loads(r""" {{ plan_module() | tojson }} """)
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 GCP_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
@@ -27,8 +31,9 @@ def package_problem(name: str) -> str | None:
         return "it is a Python keyword"
     if name in sys.stdlib_module_names:
         return "it shadows the standard-library module of that name"
-    if name in DEPENDENCIES:
-        return "it shadows a package the project depends on"
+    for module in (name, f"{name}_deploy"):
+        if module in TAKEN:
+            return f"the module {module} would shadow the one of the dependencies {TAKEN[module]}"
     if name != name.lower():
         return "Python package names are lowercase (PEP 8)"
     return None
@@ -101,10 +106,12 @@ def email_problem(email: str) -> str | None:
 
 
 def tracking_uri_problem(uri: str) -> str | None:
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "pods share no disk, so the MLflow tracking URI must be an http(s):// server address"
-    return None
+    """The deployment layer's own rule (its plan module), as the DAGs apply it."""
+    spec = importlib.util.spec_from_file_location("plan", PLAN_FILE)
+    plan = importlib.util.module_from_spec(spec)
+    sys.modules["plan"] = plan  # its dataclasses look their module up
+    spec.loader.exec_module(plan)
+    return plan.tracking_uri_problem(uri)
 
 
 def text_problem(text: str) -> str | None:

@@ -26,8 +26,9 @@ DEFAULT_FILES = {
     "conf/base/globals.yml",
     "conf/base/mlflow.yml",
     "conf/base/parameters_data_science.yml",
-    "conf/base/parameters_mlflow_start.yml",
+    "conf/gcp/deploy.yml",
     "conf/gcp/globals.yml",
+    "conf/gcp/mlflow.yml",
     "conf/local/.gitkeep",
     "conf/local/credentials.yml.example",
     "data/01_raw/companies.csv",
@@ -45,43 +46,52 @@ DEFAULT_FILES = {
             "08_reporting",
         )
     ),
-    "deploy/airflow/pyproject.toml",
-    "deploy/airflow/uv.lock",
-    "deploy/airflow_dag.j2",
     "noxfile.py",
     "pyproject.toml",
     "uv.lock",
+    # The data scientist's package: Kedro's starter, plus the deployment's hooks.
     "src/{pkg}/__init__.py",
     "src/{pkg}/__main__.py",
-    "src/{pkg}/airflow_hooks.py",
-    "src/{pkg}/airflow_plan.py",
-    "src/{pkg}/mlflow_hooks.py",
-    "src/{pkg}/mlflow_runs.py",
     "src/{pkg}/pipeline_registry.py",
     "src/{pkg}/settings.py",
     "src/{pkg}/pipelines/__init__.py",
     *(
         f"src/{{pkg}}/pipelines/{pipeline}/{module}.py"
-        for pipeline in ("data_processing", "data_science", "mlflow_start")
+        for pipeline in ("data_processing", "data_science")
         for module in ("__init__", "nodes", "pipeline")
+    ),
+    # The deployment layer, a package of its own.
+    *(
+        f"src/{{pkg}}_deploy/{module}"
+        for module in (
+            "__init__.py",
+            "__main__.py",
+            "airflow/pyproject.toml",
+            "airflow/uv.lock",
+            "airflow_dag.j2",
+            "config.py",
+            "dags.py",
+            "hooks.py",
+            "local.py",
+            "mlflow_hooks.py",
+            "mlflow_runs.py",
+            "plan.py",
+            "ship.py",
+        )
     ),
     "tests/__init__.py",
     "tests/pipelines/__init__.py",
     "tests/pipelines/test_data_processing.py",
     "tests/pipelines/test_data_science.py",
     "tests/test_run.py",
-    "tools/dags.py",
-    "tools/local.py",
-    "tools/ship.py",
 }
 # What each switch, answered "no", leaves out.
 WITHOUT = {
     "mlflow_tracking": {
         "conf/base/mlflow.yml",
-        "conf/base/parameters_mlflow_start.yml",
-        "src/{pkg}/mlflow_hooks.py",
-        "src/{pkg}/mlflow_runs.py",
-        *(f"src/{{pkg}}/pipelines/mlflow_start/{module}.py" for module in ("__init__", "nodes", "pipeline")),
+        "conf/gcp/mlflow.yml",
+        "src/{pkg}_deploy/mlflow_hooks.py",
+        "src/{pkg}_deploy/mlflow_runs.py",
     },
     "github_actions": {".github/workflows/ci.yml"},
 }
@@ -90,6 +100,21 @@ AWKWARD = {
     "author_name": 'Zoë O\'Brien-Łukasiewicz "Z" \\',
     "author_email": "zoe@example.com",
 }
+# Answers YAML would read as something else unquoted: a boolean, a null, a number, a
+# mapping; and emoji, which JSON escapes as surrogates that no YAML reader takes back.
+YAML_SENSITIVE = {
+    "yes": {"project_name": "Yes"},
+    "null": {"project_name": "Null", "author_name": "~"},
+    "numbers-and-colons": {
+        "project_name": "1e3",
+        "python_package": "rockets",
+        "composer_environment": "rockets-composer",
+        "gke_cluster": "rockets-gke",
+        "author_name": "Ops: on call #2",
+        "mlflow_tracking_uri": "https://mlflow.example.com/a: b #c",
+    },
+    "emoji": {"project_name": "Moon 🚀 Cargo", "author_name": "Zoë 🚀 Team"},
+}
 # The supported option sets: every choice of cookiecutter.json, plus awkward answers.
 SUPPORTED = {
     "defaults": {},
@@ -97,6 +122,7 @@ SUPPORTED = {
     **{f"without-{switch}": {switch: "no"} for switch in WITHOUT},
     "all-switches-off": dict.fromkeys(WITHOUT, "no"),
     "awkward-answers": AWKWARD,
+    **{f"yaml-{name}": answers for name, answers in YAML_SENSITIVE.items()},
     "other-names": {
         "project_name": "Moon Cargo",
         "python_package": "cargo_pipelines",
@@ -199,10 +225,28 @@ def test_airflow_settings_carry_the_answers(baked):
     assert settings["owner"] == defaults["author_name"]
     assert settings["email"] == ([defaults["author_email"]] if defaults["author_email"] else [])
     assert (settings["gcp_project_id"], settings["region"]) == (gcp_project, region)
-    assert (settings["cluster"], settings["namespace"]) == (f"{project.name}-gke", project.name)
+    assert settings["cluster"] == answers.get("gke_cluster", f"{project.name}-gke")
+    assert settings["namespace"] == project.name
     assert settings["service_account"] == defaults["k8s_service_account"]
     assert settings["image"] == f"{region}-docker.pkg.dev/{gcp_project}/kedro/{project.name}"
     assert settings["default_machine"] in settings["machines"]
+
+
+def test_every_answer_reads_back_from_yaml_as_given(baked):
+    answers, project = baked
+    answer = {key: answers.get(key, TEMPLATE[key]) for key in ("author_name", "mlflow_tracking_uri")}
+    conf = project / "conf"
+    settings = yaml.safe_load((conf / "base/airflow.yml").read_text(encoding="utf-8"))["default"]
+    assert settings["owner"] == answer["author_name"]
+    cluster = answers.get("gke_cluster", f"{project.name}-gke")
+    assert (settings["namespace"], settings["cluster"]) == (project.name, cluster)
+    composer = yaml.safe_load((conf / "base/deploy.yml").read_text())["composer_environment"]
+    assert composer == answers.get("composer_environment", f"{project.name}-composer")
+    if (conf / "base/mlflow.yml").exists():
+        assert yaml.safe_load((conf / "base/mlflow.yml").read_text())["tracking"]["experiment"]["name"] == project.name
+        server = yaml.safe_load((conf / "gcp/mlflow.yml").read_text())["server"]["mlflow_tracking_uri"]
+        expected = answer["mlflow_tracking_uri"].replace("{{ cookiecutter.k8s_namespace }}", project.name)
+        assert server == expected
 
 
 def test_parameters_are_the_starters(baked):
@@ -218,16 +262,17 @@ def test_optional_parts_carry_their_answers(baked):
     settings = yaml.safe_load((project / "conf/base/airflow.yml").read_text())["default"]
     settings_py = next(project.glob("src/*/settings.py")).read_text()
     if answers.get("mlflow_tracking", "yes") == "yes":
-        assert settings["mlflow_start"] == "airflow"
-        assert settings["mlflow_tracking_uri"] == f"http://mlflow.{project.name}.svc.cluster.local:5000"
-        assert settings["mlflow_experiment"] == project.name
+        assert settings["mlflow_tasks_on"] == "worker"
         mlflow = yaml.safe_load((project / "conf/base/mlflow.yml").read_text())
+        # The experiment is named once, where kedro-mlflow reads it; so is the cloud's server.
         assert mlflow["tracking"]["experiment"]["name"] == project.name
-        assert "MlflowDatasetHooks()" in settings_py and "DISABLE_HOOKS_FOR_PLUGINS" not in settings_py
+        assert {key for key in settings if key.startswith("mlflow")} == {"mlflow_tasks_on", "mlflow_iap_audience"}
+        assert "hooks.project_hooks(mlflow=True)" in settings_py
         assert "MLflow" in (project / "README.md").read_text()
     else:
         assert not any(key.startswith("mlflow") for key in settings), "no MLflow tasks in the DAG"
-        assert 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)' in settings_py
+        assert "hooks.project_hooks(mlflow=False)" in settings_py
+        assert "hooks.disabled_plugins(mlflow=False)" in settings_py
         assert "mlflow:" not in (project / "conf/base/catalog.yml").read_text()
         assert "| MLflow |" not in (project / "README.md").read_text()
     if answers.get("github_actions", "yes") == "yes":

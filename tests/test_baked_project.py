@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCE_DATA, bake, choices, clean_env, require, run, uv
+from conftest import PROJECT_TEMPLATE, REFERENCE_DATA, ROOT, bake, choices, clean_env, require, run, uv
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +92,23 @@ def test_gcp_environment_resolves_every_dataset_to_the_bucket(project, bin_dir):
     assert {"companies", "shuttles", "reviews", "model_input_table", "regressor", "metrics"} <= set(paths)
     bucket = f"gs://my-gcp-project-{project.name}/{project.name}/"
     assert all(path.startswith(bucket) for path in paths.values()), paths
+
+
+def test_the_hook_refuses_exactly_the_modules_the_lock_installs(project, bin_dir, tmp_path):
+    # The bake's .venv holds every group of its lock (dev includes them all).
+    run(
+        bin_dir / "python",
+        ROOT / "scripts/taken_modules.py",
+        project.name,
+        PROJECT_TEMPLATE / "uv.lock",
+        tmp_path / "taken.txt",
+        cwd=project,
+    )
+    derived = (tmp_path / "taken.txt").read_text()
+    assert derived == (ROOT / "hooks/taken_modules.txt").read_text(), "run `nox -s lock`"
+    assert {"google", "yaml", "mlflow", "kedro_mlflow", "requests"} <= {
+        line.split()[0] for line in derived.splitlines()
+    }
 
 
 def test_pip_resolves_the_project_too(project, tmp_path):

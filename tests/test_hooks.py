@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-from conftest import ROOT, TEMPLATE, bake, choices
+from conftest import PROJECT_TEMPLATE, ROOT, TEMPLATE, bake, choices
+from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
@@ -29,7 +31,17 @@ REFUSED = {
     ),
     "package-dependency": (
         {"python_package": "kedro"},
-        "ERROR: 'kedro' is not a valid python_package because it shadows a package the project depends on.",
+        "ERROR: 'kedro' is not a valid python_package because the module kedro would shadow the one of the "
+        "dependencies kedro.",
+    ),
+    # Any module the lock installs, not only the project's direct dependencies'.
+    **{
+        f"package-lock-{name}": ({"python_package": name}, f"because the module {name} would shadow the one of the")
+        for name in ("mlflow", "kedro_mlflow", "requests", "google", "yaml", "click", "omegaconf", "sklearn")
+    },
+    "package-namespace-of-many": (
+        {"python_package": "google"},
+        "the module google would shadow the one of the dependencies google-api-core,google-auth,",
     ),
     "package-uppercase": ({"python_package": "Rockets"}, "because Python package names are lowercase (PEP 8)."),
     "slug-not-distribution": (
@@ -87,6 +99,13 @@ REFUSED = {
         "ERROR: 'mlruns' is not a valid mlflow_tracking_uri because pods share no disk",
     ),
     "tracking-uri-file": ({"mlflow_tracking_uri": "file:///tmp/mlruns"}, "must be an http(s):// server address."),
+    "tracking-uri-credentials": (
+        {"mlflow_tracking_uri": "https://ml:s3cret@mlflow.example.com"},
+        "because it carries credentials, which would be written into the DAG files and the README: give the bare "
+        "address. The pods and Composer authenticate as their service accounts (see mlflow_iap_audience), or the "
+        "tasks get MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from a secret.",
+    ),
+    "tracking-uri-token": ({"mlflow_tracking_uri": "https://t0ken@mlflow.example.com"}, "it carries credentials"),
     "email-malformed": (
         {"author_email": "zoe at example"},
         "ERROR: 'zoe at example' is not a valid author_email because it is not an e-mail address",
@@ -109,8 +128,15 @@ def test_refuses_with_a_clear_line_and_leaves_nothing(tmp_path, capfd, answers, 
     assert list(tmp_path.iterdir()) == []
 
 
-def load_hook(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
+def load_hook(name: str, tmp_path: Path):
+    """The hook as cookiecutter runs it, rendered with the default answers."""
+    context = {"cookiecutter": default_answers(), "_cookiecutter": TEMPLATE}
+    with patch.object(sys, "path", [str(ROOT), *sys.path]):  # where local_extensions lives
+        environment = StrictEnvironment(context=context, keep_trailing_newline=True)
+        source = environment.from_string((ROOT / "hooks" / f"{name}.py").read_text()).render(**context)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / f"{name}.py").write_text(source)
+    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -122,8 +148,8 @@ def default_answers() -> dict[str, str]:
         return prompt_for_config(generate_context(context_file=str(ROOT / "cookiecutter.json")), no_input=True)
 
 
-def test_unsupported_python_version_is_refused_by_the_hook():
-    hook = load_hook("pre_gen_project")
+def test_unsupported_python_version_is_refused_by_the_hook(tmp_path):
+    hook = load_hook("pre_gen_project", tmp_path)
     supported = {key: value for key, value in TEMPLATE.items() if isinstance(value, list) and not key.startswith("_")}
 
     assert hook.problems(default_answers(), supported) == []
@@ -141,20 +167,23 @@ def test_cookiecutter_itself_refuses_a_python_version_it_does_not_offer(tmp_path
 @pytest.mark.parametrize(
     "bucket", ["abc", "my-project-data", "acme.cargo.data", "a_b-c.d", "x" * 63, ".".join(["y" * 63] * 3)]
 )
-def test_valid_buckets_pass(bucket):
-    assert load_hook("pre_gen_project").bucket_problem(bucket) is None
+def test_valid_buckets_pass(bucket, tmp_path):
+    assert load_hook("pre_gen_project", tmp_path).bucket_problem(bucket) is None
 
 
 def test_the_hooks_read_answers_as_json_data():
+    # The answers, and the template's own data, only ever as JSON.
+    data = {"{{ cookiecutter | tojson }}", "{{ _cookiecutter | tojson }}"}
+    data |= {"{{ taken_modules() | tojson }}", "{{ plan_module() | tojson }}"}
     for name in ("pre_gen_project", "post_gen_project"):
         source = (ROOT / "hooks" / f"{name}.py").read_text()
         rendered = set(re.findall(r"{{[^}]*}}", source))
-        assert rendered <= {"{{ cookiecutter | tojson }}", "{{ _cookiecutter | tojson }}"}, name
+        assert rendered <= data, name
         assert 'json.loads(r"""{{ cookiecutter | tojson }}""")' in source
 
 
 def test_post_gen_hook_removes_only_switched_off_parts(tmp_path):
-    hook = load_hook("post_gen_project")
+    hook = load_hook("post_gen_project", tmp_path / "hook")
     answers = {"mlflow_tracking": "no", "github_actions": "yes", "python_package": "rocket"}
     for paths in hook.OPTIONAL_PARTS.values():
         for path in (tmp_path / path.format(**answers) for path in paths):
@@ -168,12 +197,22 @@ def test_post_gen_hook_removes_only_switched_off_parts(tmp_path):
 
     assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == [
         "conf/base/mlflow.yml",
-        "conf/base/parameters_mlflow_start.yml",
-        "src/rocket/mlflow_hooks.py",
-        "src/rocket/mlflow_runs.py",
-        "src/rocket/pipelines/mlflow_start",
+        "conf/gcp/mlflow.yml",
+        "src/rocket_deploy/mlflow_hooks.py",
+        "src/rocket_deploy/mlflow_runs.py",
     ]
     assert (tmp_path / ".github").is_dir()
     assert (tmp_path / "keep.txt").exists()
     assert not (tmp_path / "conf").exists() and not (tmp_path / "src").exists(), "empty folders are tidied away"
     assert set(hook.OPTIONAL_PARTS) == {key for key, value in TEMPLATE.items() if value == ["yes", "no"]}
+
+
+def test_the_taken_modules_are_those_of_the_lock_the_template_ships():
+    """`nox -s lock` derives hooks/taken_modules.txt from uv.lock: a lock changed
+    without it would let a package shadow a new dependency (test_baked_project checks
+    the derivation itself against an installed bake)."""
+    spec = importlib.util.spec_from_file_location("taken_modules", ROOT / "scripts/taken_modules.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    header = (ROOT / "hooks/taken_modules.txt").read_text().splitlines()[2]
+    assert header.endswith(f"SHA-256 is {script.lock_digest(PROJECT_TEMPLATE / 'uv.lock')}."), "run `nox -s lock`"

@@ -12,10 +12,10 @@ from conftest import PROJECT_TEMPLATE, bake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-PLAN_FILE = PROJECT_TEMPLATE / "src/{{cookiecutter.python_package}}/airflow_plan.py"
-spec = importlib.util.spec_from_file_location("airflow_plan", PLAN_FILE)
+PLAN_FILE = PROJECT_TEMPLATE / "src/{{cookiecutter.python_package}}_deploy/plan.py"
+spec = importlib.util.spec_from_file_location("deploy_plan", PLAN_FILE)
 plan_module = importlib.util.module_from_spec(spec)
-sys.modules["airflow_plan"] = plan_module  # dataclasses look their module up
+sys.modules["deploy_plan"] = plan_module  # dataclasses look their module up
 spec.loader.exec_module(plan_module)
 NodeSpec, PlanError, make_plan = plan_module.NodeSpec, plan_module.PlanError, plan_module.make_plan
 
@@ -64,7 +64,7 @@ def plan(nodes, pipeline="__default__", **overrides):
 
 def test_the_bake_ships_this_module_unchanged(tmp_path):
     project = bake(tmp_path)
-    assert (project / "src/spaceflights/airflow_plan.py").read_bytes() == PLAN_FILE.read_bytes()
+    assert (project / "src/spaceflights_deploy/plan.py").read_bytes() == PLAN_FILE.read_bytes()
 
 
 def test_spaceflights_groups_into_five_tasks_and_six_without_grouping():
@@ -176,8 +176,23 @@ def test_a_group_of_mixed_machines_gets_the_largest_declared_whatever_the_order(
         ),
         ({"retry": 1}, "unknown setting `retry`. Known: grouping, group_prefix"),
         ({"operator": "ecs"}, "`operator` must be one of gke, kubernetes, local, not 'ecs'."),
-        ({"mlflow_start": "worker"}, "`mlflow_start` must be one of airflow, pod, not 'worker'."),
-        ({"mlflow_tracking_uri": 5000}, "`mlflow_tracking_uri` must be str or NoneType, not 5000."),
+        ({"mlflow_tasks_on": "airflow"}, "`mlflow_tasks_on` must be one of worker, pod, off, not 'airflow'."),
+        ({"mlflow_tasks_on": True}, "`mlflow_tasks_on` must be one of worker, pod, off, not True."),
+        ({"mlflow_iap_audience": 5000}, "`mlflow_iap_audience` must be str or null, not 5000."),
+        (
+            {"mlflow_start": "airflow"},
+            "`mlflow_start` is not a setting: it is now `mlflow_tasks_on` (worker, pod or off).",
+        ),
+        (
+            {"mlflow_experiment": "x"},
+            "`mlflow_experiment` is not a setting: the experiment is `tracking.experiment.name` in conf/<env>/mlflow.yml",
+        ),
+        ({"execution_timeout": 0}, "`execution_timeout` must be positive, not 0."),
+        (
+            {"machines": {"small": {"execution_timeout": "1h"}}},
+            "machines.small.execution_timeout must be a positive number of minutes, not '1h'.",
+        ),
+        ({"machines": {"small": {"gpu": 1}}}, "machine `small` may have only execution_timeout, limits, requests."),
         ({"image": None}, "`image` must be str, not None."),
         (
             {"default_machine": "tiny"},
@@ -202,75 +217,91 @@ def test_missing_settings_are_named_with_the_file_they_belong_in():
     with pytest.raises(PlanError, match=r"conf/base/airflow.yml: missing setting\(s\) cluster, image under `default`"):
         plan_module.check_settings(config, {}, "conf/base/airflow.yml")
     # The kubernetes operator needs no GKE cluster.
-    assert plan_module.check_settings(config | {"operator": "kubernetes", "image": "i"}, {}, "x")["cluster"]
+    assert plan_module.check_settings(config | {"operator": "kubernetes", "image": "i"}, {}, "x")["cluster"] is None
 
 
-# The MLflow run of a DAG run: `mlflow_start` adds a first and a last task around the pipeline's.
-MLFLOW = {"mlflow_start": "airflow", "mlflow_tracking_uri": "http://mlflow:5000", "mlflow_experiment": "spaceflights"}
+# The MLflow run of a DAG run: `mlflow_tasks_on` adds a first and a last task around the pipeline's.
+MLFLOW = {"mlflow_tasks_on": "worker"}
+START, END = "start_mlflow_run", "end_mlflow_run"
+
+
+def test_mlflow_tasks_cannot_run_in_pods_without_pods():
+    with pytest.raises(PlanError) as error:
+        plan_module.check_settings(
+            CONFIG | {"mlflow_tasks_on": "pod", "operator": "local"}, {"mlflow_tasks_on": "conf/gcp/airflow.yml"}, "x"
+        )
+    assert "conf/gcp/airflow.yml: `mlflow_tasks_on: pod` needs pods, and `operator` is local." in str(error.value)
+
+
+@pytest.mark.parametrize("off", ["off", False])
+def test_mlflow_tasks_off_in_either_spelling_mean_no_mlflow_tasks(off):
+    settings = plan_module.check_settings(CONFIG | {"mlflow_tasks_on": off}, {}, "x")
+    assert settings["mlflow_tasks_on"] == "off"
+    assert plan(SPACEFLIGHTS, **settings).start is None
+    assert plan_module.check_settings(CONFIG, {}, "x")["mlflow_tasks_on"] == "off", "off unless airflow.yml says"
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("uri", "problem"),
     [
-        (
-            {"mlflow_tracking_uri": None},
-            "conf/gcp/airflow.yml: `mlflow_start` is 'airflow' but mlflow_tracking_uri is not set. "
-            "Set them, or `mlflow_start: null` for no MLflow run.",
-        ),
-        (
-            {"mlflow_start": "pod", "mlflow_tracking_uri": "", "mlflow_experiment": None},
-            "conf/gcp/airflow.yml: `mlflow_start` is 'pod' but mlflow_tracking_uri and mlflow_experiment are not set.",
-        ),
-        (
-            {"mlflow_start": "pod", "operator": "local"},
-            "conf/gcp/airflow.yml: `mlflow_start: pod` needs pods, and `operator` is local. "
-            "Use `mlflow_start: airflow`",
-        ),
+        ("http://mlflow:5000", None),
+        ("https://mlflow.example.com/x: y", None),
+        ("sqlite:///mlflow.db", "pods share no disk"),
+        ("file:///tmp/mlruns", "pods share no disk"),
+        ("http://", "pods share no disk"),
+        ("https://user:secret@mlflow.example.com", "it carries credentials"),
+        ("https://token@mlflow.example.com", "it carries credentials"),
     ],
 )
-def test_mlflow_settings_that_cannot_start_a_run_are_refused(change, message):
-    with pytest.raises(PlanError) as error:
-        plan_module.check_settings(CONFIG | MLFLOW | change, {"mlflow_start": "conf/gcp/airflow.yml"}, "x")
-    assert message in str(error.value)
+def test_a_tracking_uri_must_be_a_bare_server_address(uri, problem):
+    found = plan_module.tracking_uri_problem(uri)
+    assert (found is None) if problem is None else found.startswith(problem)
+    if problem:
+        with pytest.raises(PlanError, match=re.escape(f"conf/gcp/mlflow.yml: `server.mlflow_tracking_uri` is {uri!r}")):
+            plan_module.check_tracking_uri(uri, "conf/gcp/mlflow.yml")
 
 
-def test_mlflow_settings_that_can_start_a_run_are_accepted():
-    for change in ({}, {"mlflow_start": "pod"}, {"operator": "local"}, {"mlflow_iap_audience": "1-x.apps"}):
-        config = CONFIG | MLFLOW | change
-        assert plan_module.check_settings(config, {}, "x").items() >= config.items()
-    # Without `mlflow_start`, no other MLflow setting is needed.
-    assert plan_module.check_settings(CONFIG | {"operator": "local"}, {}, "x")["mlflow_tracking_uri"] is None
+def test_tasks_may_run_as_long_as_their_machine_says_or_the_default():
+    machines = CONFIG["machines"] | {"large": {"execution_timeout": 360}}
+    settings = plan_module.check_settings(CONFIG | {"machines": machines, "execution_timeout": 45}, {}, "x")
+    nodes = [node("a"), node("b", tags=["machine.large"])]
+    result = plan(nodes, **settings | MLFLOW)
+    assert [task.timeout for task in result.tasks] == [45, 360]
+    assert (result.start.timeout, result.end.timeout) == (45, 45)  # the default machine's
 
 
-def test_mlflow_start_adds_a_first_and_a_last_task_of_their_own():
+def test_mlflow_tasks_on_adds_a_first_and_a_last_task_of_their_own():
     with_mlflow, without = plan(SPACEFLIGHTS, **MLFLOW), plan(SPACEFLIGHTS)
     assert (with_mlflow.tasks, with_mlflow.edges) == (without.tasks, without.edges)
     assert without.start is None and without.end is None
     start, end = with_mlflow.start, with_mlflow.end
-    assert (start.id, end.id) == ("mlflow_start", "mlflow_end")
-    assert (start.pod_name, end.pod_name) == ("mlflow-start", "mlflow-end")
-    assert start.command == ("python", "-m", "kedro", "run", "--pipelines", "mlflow_start", "--env", "gcp")
-    assert end.command == ("python", "-m", "spaceflights.mlflow_runs", "end")
+    assert (start.id, end.id) == (START, END)
+    assert (start.pod_name, end.pod_name) == ("start-mlflow-run", "end-mlflow-run")
+    assert start.command == ("python", "-m", "kedro", "run", "--pipelines", START, "--env", "gcp")
+    assert end.command == ("python", "-m", "spaceflights_deploy.mlflow_runs", "end")
     assert (start.nodes, end.nodes, start.machine, end.machine) == ((), (), "small", "small")
-    # Both modes plan the same tasks: only the DAG runs them on Airflow or in pods.
-    assert plan(SPACEFLIGHTS, **MLFLOW | {"mlflow_start": "pod"}).start == start
+    # Both modes plan the same tasks: only the DAG runs them on the worker or in pods.
+    assert plan(SPACEFLIGHTS, **MLFLOW | {"mlflow_tasks_on": "pod"}).start == start
     # The run starts in the environment the tasks run with.
     assert plan(SPACEFLIGHTS, **MLFLOW, kedro_env="prod").start.command[-2:] == ("--env", "prod")
-    assert plan(SPACEFLIGHTS, pipeline="data_science", **MLFLOW).start.command[4:6] == ("--pipelines", "mlflow_start")
+    assert plan(SPACEFLIGHTS, pipeline="data_science", **MLFLOW).start.command[4:6] == ("--pipelines", START)
 
 
 @pytest.mark.parametrize(
     ("nodes", "message"),
     [
         (
-            [node("mlflow_start")],
-            "`mlflow_start` becomes the Airflow task id `mlflow_start`, which the DAG's MLflow task",
+            [node(START)],
+            f"`{START}` becomes the Airflow task id `{START}`, which the DAG's MLflow task",
         ),
         (
-            [node("load", tags=["airflow.mlflow_end"])],
-            "`airflow.mlflow_end` becomes the Airflow task id `mlflow_end`, which the DAG's MLflow task has. Rename it.",
+            [node("load", tags=[f"airflow.{END}"])],
+            f"`airflow.{END}` becomes the Airflow task id `{END}`, which the DAG's MLflow task has. Rename it.",
         ),
-        ([node("MLflow-Start")], "`MLflow-Start` becomes the pod name `mlflow-start`, which the DAG's MLflow task"),
+        (
+            [node("Start-MLflow-Run")],
+            "`Start-MLflow-Run` becomes the pod name `start-mlflow-run`, which the DAG's MLflow task",
+        ),
     ],
 )
 def test_a_task_named_like_an_mlflow_task_is_refused(nodes, message):

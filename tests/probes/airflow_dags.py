@@ -1,21 +1,45 @@
 """Load DAG folders in a real Airflow and print what it made of them, as JSON.
 
-Runs with the Python of the baked project's Airflow environment (deploy/airflow),
-never the Kedro one: `python airflow_dags.py <report.json> <dag folder>...`
-(Airflow logs to standard output, hence the file). Each folder loads as Airflow loads
-its DAG folder, a bundle on ``sys.path``, so the DAGs import the helper module beside
-them. The report has, per Python file of each folder, its import errors and its DAGs;
-per task, what its operator holds, and its templated values rendered by the DAG's own
-Jinja environment against a stand-in task instance (see ``StandInTaskInstance``).
+Runs with the Python of an Airflow environment (the baked project's, or the oldest
+Airflow 3 that Composer offers), never the Kedro one: `python airflow_dags.py
+<report.json> <dag folder>...` (Airflow logs to standard output, hence the file). Each
+folder loads as Airflow loads its DAG folder, on ``sys.path``, so the DAGs import the
+helper module beside them. The report has, per Python file of each folder, its
+import errors and its DAGs; per DAG, whether Airflow serializes it (as the DAG
+processor does to store it); per task, its fields rendered by the DAG's own Jinja
+environment against a stand-in task instance (see ``StandInTaskInstance``) as a run
+renders them, and for a pod task the pod the provider builds from them.
 """
 
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
 
-from airflow.dag_processing.dagbag import BundleDagBag
+try:  # Airflow 3.2 and later
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    def dag_bag(folder: Path):
+        return BundleDagBag(dag_folder=folder, bundle_path=folder)
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag
+
+    def dag_bag(folder: Path):
+        sys.path.insert(0, str(folder))
+        return DagBag(dag_folder=folder, include_examples=False)
+
+
+from airflow.serialization import serialized_objects
+from kubernetes.client import ApiClient
+
+# What the DAG processor serializes a DAG with: DagSerialization from Airflow 3.2 on.
+Serialization = getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
 
 RUN_ID = "manual__2026-11-26T08:30:12+00:00"
+VERSIONS = {
+    name: importlib.metadata.version(name)
+    for name in ("apache-airflow", "apache-airflow-providers-cncf-kubernetes", "apache-airflow-providers-google")
+}
 
 
 class StandInTaskInstance:
@@ -34,8 +58,10 @@ class StandInTaskInstance:
 
 
 class StandInHook:
-    """The cluster's hook, as far as building a pod with the XCom sidecar asks it:
-    the provider's defaults (the real one asks GKE, or a connection, for its cluster)."""
+    """The cluster's hook, as far as building a pod asks it: the provider's defaults
+    (the real one asks GKE, or a connection, for its cluster)."""
+
+    is_in_cluster = False
 
     def get_xcom_sidecar_container_image(self):
         return None
@@ -49,21 +75,26 @@ class StandInHook:
 
 def pod(operator) -> dict:
     """The pod the operator would ask Kubernetes for, built by the provider's code."""
-    if operator.do_xcom_push:
-        operator.__dict__["hook"] = StandInHook()  # over the cached property
-    spec = operator.build_pod_request_obj(dry_run=True).to_dict()
-    container = spec["spec"]["containers"][0]
+    operator.__dict__["hook"] = StandInHook()  # over the cached property
+    try:
+        request = operator.build_pod_request_obj(dry_run=True)
+    except TypeError:  # cncf-kubernetes before 10.21
+        request = operator.build_pod_request_obj()
+    manifest = ApiClient().sanitize_for_serialization(request)
+    spec, container = manifest["spec"], manifest["spec"]["containers"][0]
     return {
-        "name": spec["metadata"]["name"],
-        "labels": spec["metadata"]["labels"],
-        "annotations": spec["metadata"]["annotations"],
-        "service_account": spec["spec"]["service_account_name"],
-        "namespace": spec["metadata"]["namespace"],
+        "manifest": manifest,
+        "name": manifest["metadata"]["name"],
+        "labels": manifest["metadata"].get("labels", {}),
+        "annotations": manifest["metadata"].get("annotations", {}),
+        "service_account": spec.get("serviceAccountName"),
+        "automount_token": spec.get("automountServiceAccountToken"),
+        "namespace": manifest["metadata"]["namespace"],
         "image": container["image"],
-        "command": container["command"],
-        "resources": container["resources"],
-        "env": {var["name"]: var["value"] for var in container["env"] or []},
-        "containers": [c["name"] for c in spec["spec"]["containers"]],
+        "command": container.get("command"),
+        "resources": container.get("resources", {}),
+        "env": {var["name"]: var.get("value") for var in container.get("env", [])},
+        "containers": [c["name"] for c in spec["containers"]],
     }
 
 
@@ -76,8 +107,12 @@ def task_report(dag, task) -> dict:
         "is_teardown": task.is_teardown,
         "trigger_rule": str(task.trigger_rule.value),
         "do_xcom_push": task.do_xcom_push,
+        "execution_timeout": task.execution_timeout.total_seconds() if task.execution_timeout else None,
         "env": {},
     }
+    # As a run renders them before it executes (strict: an unknown name fails).
+    context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag}
+    task.render_template_fields(context, jinja_env=dag.get_template_env())
     if hasattr(task, "build_pod_request_obj"):
         report["pod"] = pod(task)
         report["env"] = report["pod"]["env"]
@@ -88,41 +123,45 @@ def task_report(dag, task) -> dict:
         function = task.python_callable
         report["python_callable"] = f"{function.__module__}.{function.__qualname__}"
         report["op_kwargs"] = dict(task.op_kwargs)
-        report["rendered_op_kwargs"] = render(dag, task, report["op_kwargs"])
-    report["rendered_env"] = render(dag, task, report["env"])
     return report
 
 
-def render(dag, task, values: dict) -> dict:
-    """``values`` rendered as the task's run would render them (strict: an unknown name fails)."""
-    context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag}
-    return task.render_template(values, context, jinja_env=dag.get_template_env())
+def serialized(dag) -> str | None:
+    """Why Airflow cannot serialize ``dag`` for its database, if it cannot."""
+    try:
+        json.dumps(Serialization.to_dict(dag), ensure_ascii=False).encode("utf-8")
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def load(folder: Path) -> dict:
-    """The report of one DAG folder, loaded as its own bundle."""
+    """The report of one DAG folder."""
     # Each folder has its own helper module: forget the previous folder's.
-    for name in [name for name in sys.modules if name.endswith("_mlflow")]:
+    for name in [name for name in sys.modules if "_mlflow_" in name]:
         del sys.modules[name]
-    bag = BundleDagBag(dag_folder=folder, bundle_path=folder)
-    sys.path.remove(str(folder))
+    bag = dag_bag(folder)
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
     report = {str(path): {"errors": {}, "dags": {}} for path in sorted(folder.glob("*.py"))}
     for file, error in bag.import_errors.items():
-        report[str(folder / file)]["errors"][file] = str(error)
+        report[str(folder / Path(file).name)]["errors"][file] = str(error)
     for dag_id, dag in bag.dags.items():
         report[dag.fileloc]["dags"][dag_id] = {
             "operators": sorted({type(t).__name__ for t in dag.tasks}),
             "tags": sorted(dag.tags),
             "doc_md": dag.doc_md,
+            "owner": dag.default_args.get("owner"),
             "user_defined_macros": sorted(dag.user_defined_macros or {}),
+            "serialization_error": serialized(dag),
             "render_run_id": RUN_ID,  # the run id of the rendered values
             "tasks": {task.task_id: task_report(dag, task) for task in dag.tasks},
         }
     return report
 
 
-report = {}
+report = {"versions": VERSIONS, "files": {}}
 for folder in sys.argv[2:]:
-    report |= load(Path(folder).resolve())
+    report["files"] |= load(Path(folder).resolve())
 with open(sys.argv[1], "w") as out:
-    json.dump(report, out)
+    json.dump(report, out, default=str)

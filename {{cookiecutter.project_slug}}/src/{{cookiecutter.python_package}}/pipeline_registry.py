@@ -3,22 +3,18 @@
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from .airflow_hooks import check_tagging
-
-# Pipelines that only the Airflow DAG runs, never part of `__default__`.
-DAG_ONLY = ("mlflow_start",)
+from {{ cookiecutter.python_package }}_deploy import check_tagging, dag_pipelines
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register every pipeline in ``pipelines/``; ``__default__`` runs them all but
-    the DAG's own (see ``DAG_ONLY``).
+    """Register the project's pipelines: ``__default__`` runs every one of
+    ``pipelines/``.
 
-    A tagging that cannot make an Airflow DAG stops here, on every ``kedro run``.
+    The deployment layer adds the pipelines its DAGs run for themselves, and stops
+    any ``kedro run`` whose tags cannot make an Airflow DAG.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(
-        (pipe for name, pipe in pipelines.items() if name not in DAG_ONLY),
-        Pipeline([]),
-    )
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines.update(dag_pipelines())
     check_tagging(pipelines)
     return pipelines

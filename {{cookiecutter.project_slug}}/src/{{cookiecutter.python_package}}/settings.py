@@ -2,33 +2,30 @@
 
 See https://docs.kedro.org/en/stable/configure/configuration_basics/.
 """
-{%- if cookiecutter.mlflow_tracking == "yes" %}
 
 from omegaconf.resolvers import oc
 
-from .airflow_hooks import AirflowHooks
-from .mlflow_hooks import MlflowDatasetHooks, MlflowIdTokenHooks
+from {{ cookiecutter.python_package }}_deploy import hooks
+{%- if cookiecutter.mlflow_tracking == "yes" %}
 
-# kedro-mlflow (a plugin: it registers itself) starts or resumes each run's MLflow
-# run and logs its parameters (conf/base/mlflow.yml); these log the metrics and the
-# model that the catalog marks, and sign requests for a server behind IAP.
-HOOKS = (AirflowHooks(), MlflowDatasetHooks(), MlflowIdTokenHooks())
+# The deployment layer's hooks (src/{{ cookiecutter.python_package }}_deploy): the DAG settings, and MLflow.
+# kedro-mlflow (a plugin: it registers itself) logs every run to MLflow (see
+# conf/base/mlflow.yml), except the tasks of a DAG whose MLflow tasks are off.
+HOOKS = hooks.project_hooks(mlflow=True)
+DISABLE_HOOKS_FOR_PLUGINS = hooks.disabled_plugins(mlflow=True)
 {%- else %}
 
-from .airflow_hooks import AirflowHooks
-
-HOOKS = (AirflowHooks(),)
-# kedro-mlflow is installed with the project but tracking is off for it.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # the name in its metadata
+# The deployment layer's hooks (src/{{ cookiecutter.python_package }}_deploy): the DAG settings.
+HOOKS = hooks.project_hooks(mlflow=False)
+# kedro-mlflow is installed with the project but tracks nothing.
+DISABLE_HOOKS_FOR_PLUGINS = hooks.disabled_plugins(mlflow=False)
 {%- endif %}
 
-# `local` holds each developer's own settings and credentials; the pods run with
-# `--env gcp`, which puts every persisted dataset on the data bucket.
+# `local` holds each developer's own settings and credentials; the Airflow tasks run
+# with `--env gcp`, which puts every persisted dataset on the data bucket.
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-{%- if cookiecutter.mlflow_tracking == "yes" %}
-    # mlflow.yml reads MLFLOW_TRACKING_URI, which the DAG gives every task.
+    # ${oc.env:...} in conf/ reads an environment variable (MLFLOW_TRACKING_URI).
     "custom_resolvers": {"oc.env": oc.env},
-{%- endif %}
 }

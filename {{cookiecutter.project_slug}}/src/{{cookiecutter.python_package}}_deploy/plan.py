@@ -14,9 +14,10 @@ import datetime
 import hashlib
 import heapq
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 POD_NAME_LENGTH = (
     54  # 63, a Kubernetes label's limit, less the operator's random suffix
@@ -24,6 +25,7 @@ POD_NAME_LENGTH = (
 TASK_ID_LENGTH = 250  # Airflow's limit
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 REQUIRED = object()
+NONE = type(None)
 
 
 class PlanError(ValueError):
@@ -34,7 +36,7 @@ class PlanError(ValueError):
 class Setting:
     types: type | tuple[type, ...]
     default: Any = REQUIRED
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
 
 
 SETTINGS = {
@@ -42,25 +44,27 @@ SETTINGS = {
     "group_prefix": Setting(str, "airflow."),
     "machine_prefix": Setting(str, "machine."),
     "operator": Setting(str, "gke", ("gke", "kubernetes", "local")),
-    "kedro_env": Setting((str, type(None)), None),
-    "project_dir": Setting((str, type(None)), None),
+    "kedro_env": Setting((str, NONE), None),
+    "project_dir": Setting((str, NONE), None),
     "gcp_project_id": Setting(str),
     "region": Setting(str),
     "cluster": Setting(str),
     "namespace": Setting(str),
     "service_account": Setting(str),
+    "mount_service_account_token": Setting(bool, False),
     "image": Setting(str),
     "image_pull_policy": Setting(
         str, "IfNotPresent", ("IfNotPresent", "Always", "Never")
     ),
     "startup_timeout": Setting(int, 600),
+    "execution_timeout": Setting(int, 120),
     "on_finish_action": Setting(
         str, "delete_pod", ("delete_pod", "delete_succeeded_pod", "keep_pod")
     ),
     "machines": Setting(dict),
     "default_machine": Setting(str),
     "start_date": Setting((str, datetime.date), "2026-01-01"),
-    "schedule": Setting((str, type(None)), None),
+    "schedule": Setting((str, NONE), None),
     "max_active_runs": Setting(int, 1),
     "catchup": Setting(bool, False),
     "tags": Setting(list, []),
@@ -71,15 +75,25 @@ SETTINGS = {
     "email_on_retry": Setting(bool, False),
     "retries": Setting(int, 1),
     "retry_delay": Setting((int, float), 5),
-    "mlflow_start": Setting((str, type(None)), None, ("airflow", "pod")),
-    "mlflow_tracking_uri": Setting((str, type(None)), None),
-    "mlflow_experiment": Setting((str, type(None)), None),
-    "mlflow_iap_audience": Setting((str, type(None)), None),
+    # YAML reads an unquoted `off` as false: both mean no MLflow at all.
+    "mlflow_tasks_on": Setting((str, bool), "off", ("worker", "pod", "off", False)),
+    "mlflow_iap_audience": Setting((str, NONE), None),
 }
-# The tasks a DAG with `mlflow_start` adds around the pipeline's: they start and end
-# the one MLflow run of the DAG run.
-MLFLOW_START, MLFLOW_END = "mlflow_start", "mlflow_end"
-REMOVED = {"schedule_interval": "Airflow 3 removed it: use `schedule`"}
+MACHINE_KEYS = {"requests", "limits", "execution_timeout"}
+# The tasks a DAG with MLflow adds around the pipeline's: they start and end the one
+# MLflow run of the DAG run. `start_mlflow_run` is also the pipeline the first runs
+# in a pod (`mlflow_tasks_on: pod`).
+MLFLOW_START, MLFLOW_END = "start_mlflow_run", "end_mlflow_run"
+# The deployment layer of package `p` is the package `p_deploy`.
+DEPLOY_SUFFIX = "_deploy"
+REMOVED = {
+    "schedule_interval": "Airflow 3 removed it: use `schedule`",
+    "mlflow_start": "it is now `mlflow_tasks_on` (worker, pod or off)",
+    "mlflow_tracking_uri": "the server is `server.mlflow_tracking_uri` in "
+    "conf/<env>/mlflow.yml, which kedro-mlflow reads too",
+    "mlflow_experiment": "the experiment is `tracking.experiment.name` in "
+    "conf/<env>/mlflow.yml, which kedro-mlflow reads too",
+}
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Task:
     selection: tuple[str, ...]  # the arguments of `kedro run` that pick the nodes
     machine: str
     command: tuple[str, ...]
+    timeout: int  # minutes the task may run before Airflow stops it
 
 
 @dataclass(frozen=True)
@@ -115,8 +130,8 @@ class Plan:
     edges: tuple[tuple[str, str], ...]  # (upstream id, downstream id)
     crossings: tuple[tuple[str, str, str], ...]  # (dataset, upstream id, downstream id)
     warnings: tuple[str, ...]
-    # With `mlflow_start`: the first task, which starts the DAG run's MLflow run, and
-    # the last, which ends it; their commands are for pods (`mlflow_start: pod`).
+    # With MLflow on: the first task, which starts the DAG run's MLflow run, and the
+    # last, which ends it; their commands are for pods (`mlflow_tasks_on: pod`).
     start: Task | None = None
     end: Task | None = None
 
@@ -129,52 +144,84 @@ class Plan:
         return label_value(self.env)
 
 
-def check_settings(
-    config: Mapping[str, Any], files: Mapping[str, str], default_file: str
+def check_types(
+    config: Mapping[str, Any],
+    schema: Mapping[str, Setting],
+    where: Callable[[str], str],
+    removed: Mapping[str, str] | None = None,
+    missing: str = "",
 ) -> dict[str, Any]:
-    """Return the settings with defaults filled in, or raise naming the bad key.
-
-    ``files`` tells which file set each key; missing keys belong in ``default_file``.
-    """
+    """``config`` over the ``schema``'s defaults; raise naming the file (``where(key)``)
+    and the key of an unknown, removed or mistyped setting, or a missing one."""
     for key, value in config.items():
-        where = files.get(key, default_file)
-        if key in REMOVED:
-            raise PlanError(f"{where}: `{key}` is not a setting: {REMOVED[key]}.")
-        if key not in SETTINGS:
+        if key in (removed or {}):
+            raise PlanError(f"{where(key)}: `{key}` is not a setting: {removed[key]}.")
+        if key not in schema:
             raise PlanError(
-                f"{where}: unknown setting `{key}`. Known: {', '.join(SETTINGS)}."
+                f"{where(key)}: unknown setting `{key}`. Known: {', '.join(schema)}."
             )
-        setting, types = SETTINGS[key], _tuple(SETTINGS[key].types)
+        setting, types = schema[key], _tuple(schema[key].types)
         items = value if isinstance(value, list) else []
         if (
             not isinstance(value, types)
             or (isinstance(value, bool) and bool not in types)
             or not all(isinstance(item, str) for item in items)
         ):
-            expected = " or ".join(t.__name__ for t in types)
-            expected += " of strings" if list in types else ""
-            raise PlanError(f"{where}: `{key}` must be {expected}, not {value!r}.")
-        if setting.choices and value not in (*setting.choices, None):
-            raise PlanError(
-                f"{where}: `{key}` must be one of {', '.join(setting.choices)}, "
-                f"not {value!r}."
+            expected = " or ".join(t.__name__ for t in types).replace(
+                "NoneType", "null"
             )
-    settings = {key: s.default for key, s in SETTINGS.items()} | dict(config)
-    required = (k for k, v in settings.items() if v is REQUIRED)
-    if missing := [
-        k for k in required if k != "cluster" or settings["operator"] == "gke"
-    ]:
+            expected += " of strings" if list in types else ""
+            raise PlanError(f"{where(key)}: `{key}` must be {expected}, not {value!r}.")
+        if setting.choices and value not in (*setting.choices, None):
+            choices = ", ".join(str(c) for c in setting.choices if c is not False)
+            raise PlanError(
+                f"{where(key)}: `{key}` must be one of {choices}, not {value!r}."
+            )
+    settings = {key: s.default for key, s in schema.items()} | dict(config)
+    if absent := [key for key, value in settings.items() if value is REQUIRED]:
         raise PlanError(
-            f"{default_file}: missing setting(s) {', '.join(missing)} under `default`."
+            f"{where(absent[0])}: missing setting(s) {', '.join(absent)} {missing}".rstrip()
+            + "."
         )
-    _check_machines(settings, files.get("machines", default_file))
-    _check_mlflow(settings, files, default_file)
+    return settings
+
+
+def check_settings(
+    config: Mapping[str, Any], files: Mapping[str, str], default_file: str
+) -> dict[str, Any]:
+    """Return the DAG settings with defaults filled in, or raise naming the bad key.
+
+    ``files`` tells which file set each key; missing keys belong in ``default_file``.
+    """
+
+    def where(key: str) -> str:
+        return files.get(key, default_file)
+
+    schema = dict(SETTINGS)
+    if config.get("operator", SETTINGS["operator"].default) != "gke":
+        # Only GKEStartPodOperator names a cluster.
+        schema["cluster"] = Setting((str, NONE), None)
+    settings = check_types(config, schema, where, REMOVED, missing="under `default`")
+    if settings["mlflow_tasks_on"] is False:
+        settings["mlflow_tasks_on"] = "off"
+    _check_machines(settings, where("machines"))
+    for key in ("execution_timeout", "startup_timeout"):
+        if settings[key] <= 0:
+            raise PlanError(
+                f"{where(key)}: `{key}` must be positive, not {settings[key]}."
+            )
+    if settings["operator"] == "local" and settings["mlflow_tasks_on"] == "pod":
+        raise PlanError(
+            f"{where('mlflow_tasks_on')}: `mlflow_tasks_on: pod` needs pods, and "
+            "`operator` is local. Use `mlflow_tasks_on: worker`: the local Airflow "
+            "reaches the server itself."
+        )
     try:
         start = datetime.date.fromisoformat(str(settings["start_date"]))
     except ValueError:
         raise PlanError(
-            f"{files.get('start_date', default_file)}: `start_date` must be a date "
-            f"like 2026-01-01, not {settings['start_date']!r}."
+            f"{where('start_date')}: `start_date` must be a date like 2026-01-01, not "
+            f"{settings['start_date']!r}."
         ) from None
     return settings | {"start_date": start}
 
@@ -185,15 +232,18 @@ def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 
 def _check_machines(settings: dict[str, Any], where: str) -> None:
     for size, resources in settings["machines"].items():
-        if not isinstance(resources, Mapping) or not resources.keys() <= {
-            "requests",
-            "limits",
-        }:
+        if not isinstance(resources, Mapping) or not resources.keys() <= MACHINE_KEYS:
             raise PlanError(
-                f"{where}: machine `{size}` must have `requests` and/or `limits`."
+                f"{where}: machine `{size}` may have only {', '.join(sorted(MACHINE_KEYS))}."
             )
-        for kind, quantities in resources.items():
-            for resource, quantity in dict(quantities or {}).items():
+        timeout = resources.get("execution_timeout", 1)
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+            raise PlanError(
+                f"{where}: machines.{size}.execution_timeout must be a positive number "
+                f"of minutes, not {timeout!r}."
+            )
+        for kind in ("requests", "limits"):
+            for resource, quantity in dict(resources.get(kind) or {}).items():
                 if not QUANTITY.match(str(quantity)):
                     raise PlanError(
                         f"{where}: machines.{size}.{kind}.{resource} is {quantity!r}, "
@@ -206,25 +256,31 @@ def _check_machines(settings: dict[str, Any], where: str) -> None:
         )
 
 
-def _check_mlflow(
-    settings: dict[str, Any], files: Mapping[str, str], default_file: str
-) -> None:
-    if not settings["mlflow_start"]:
-        return
-    where = files.get("mlflow_start", default_file)
-    if missing := [
-        key for key in ("mlflow_tracking_uri", "mlflow_experiment") if not settings[key]
-    ]:
-        raise PlanError(
-            f"{where}: `mlflow_start` is {settings['mlflow_start']!r} but "
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. "
-            "Set them, or `mlflow_start: null` for no MLflow run."
+def tracking_uri_problem(uri: Any) -> str | None:
+    """Why ``uri`` cannot be the MLflow server of the DAG's tasks, if it cannot: it
+    must be an http(s) address (they share no disk), and carry no credentials (it is
+    written into the DAG files)."""
+    parts = urlsplit(uri if isinstance(uri, str) else "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            "pods share no disk, so the MLflow tracking URI must be an http(s):// "
+            "server address"
         )
-    if settings["operator"] == "local" and settings["mlflow_start"] == "pod":
-        raise PlanError(
-            f"{where}: `mlflow_start: pod` needs pods, and `operator` is local. "
-            "Use `mlflow_start: airflow`: the local Airflow reaches the server itself."
+    if parts.username is not None or parts.password is not None:
+        return (
+            "it carries credentials, which would be written into the DAG files and "
+            "the README: give the bare address. The pods and Composer authenticate "
+            "as their service accounts (see mlflow_iap_audience), or the tasks get "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from a secret"
         )
+    return None
+
+
+def check_tracking_uri(uri: Any, where: str) -> str:
+    """``uri``, if it can be the MLflow server of the DAG's tasks; else raise."""
+    if problem := tracking_uri_problem(uri):
+        raise PlanError(f"{where}: `server.mlflow_tracking_uri` is {uri!r}: {problem}.")
+    return uri
 
 
 def make_plan(
@@ -281,21 +337,16 @@ def make_plan(
             selection=selection,
             machine=machine,
             command=(*kedro_run, *selection),
+            timeout=_timeout(settings, machine),
         )
     if problems:
         raise PlanError("\n".join(problems))
     start = end = None
-    if settings["mlflow_start"]:
-        start, end = (
-            _mlflow_task(
-                MLFLOW_START,
-                (*kedro_run[:4], "--pipelines", MLFLOW_START, "--env", env),
-                settings,
-            ),
-            _mlflow_task(
-                MLFLOW_END, ("python", "-m", f"{package}.mlflow_runs", "end"), settings
-            ),
-        )
+    if settings["mlflow_tasks_on"] != "off":
+        start_run = (*kedro_run[:4], "--pipelines", MLFLOW_START, "--env", env)
+        end_run = ("python", "-m", f"{package}{DEPLOY_SUFFIX}.mlflow_runs", "end")
+        start = _mlflow_task(MLFLOW_START, start_run, settings)
+        end = _mlflow_task(MLFLOW_END, end_run, settings)
     _check_names([*tasks.values(), *filter(None, (start, end))], pipeline)
 
     task_of = {
@@ -339,6 +390,14 @@ def _mlflow_task(
         selection=(),
         machine=settings["default_machine"],
         command=command,
+        timeout=_timeout(settings, settings["default_machine"]),
+    )
+
+
+def _timeout(settings: Mapping[str, Any], machine: str) -> int:
+    """Minutes a task on ``machine`` may run: the machine's own, else the default."""
+    return settings["machines"][machine].get(
+        "execution_timeout", settings["execution_timeout"]
     )
 
 

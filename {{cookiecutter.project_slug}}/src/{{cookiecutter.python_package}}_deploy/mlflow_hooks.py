@@ -1,16 +1,17 @@
 """What every `kedro run` logs to MLflow besides kedro-mlflow's parameters and tags.
 
 kedro-mlflow starts (or, given ``MLFLOW_RUN_ID``, resumes) the run and logs the
-parameters. These hooks add what its datasets cannot do across pods:
+parameters. These hooks add what it cannot do across pods:
 
 - ``MlflowDatasetHooks`` logs the datasets whose catalog entry says so in
   ``metadata.mlflow``: ``metrics`` (a dict of numbers) as the run's metrics, and
   ``model: <flavor>`` as a model of that MLflow flavor. The datasets themselves stay
   as declared, persisted where the next task reads them.
-- ``MlflowIdTokenHooks`` signs the requests to a server behind Identity-Aware Proxy
-  when the DAG gives the task ``MLFLOW_IAP_AUDIENCE``: the mlflow package sends
-  ``MLFLOW_TRACKING_TOKEN`` as a bearer token, which this keeps a fresh Google ID
-  token of the pod's service account.
+- ``MlflowRunHooks``, in a task of a DAG run (``AIRFLOW_RUN_ID`` is set), finds the
+  DAG run's MLflow run by its tags and hands its id to kedro-mlflow; and, when the
+  DAG gives ``MLFLOW_IAP_AUDIENCE``, signs the requests to a server behind
+  Identity-Aware Proxy: the mlflow package sends ``MLFLOW_TRACKING_TOKEN`` as a
+  bearer token, which this keeps a fresh Google ID token of the pod's service account.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import mlflow
 from kedro.framework.hooks import hook_impl
 
-from .mlflow_runs import IdToken
+from .mlflow_runs import IdToken, from_environment, run_of
 
 
 class MlflowDatasetHooks:
@@ -57,7 +58,7 @@ class MlflowDatasetHooks:
                 environment.setLevel(level)
 
 
-class MlflowIdTokenHooks:
+class MlflowRunHooks:
     def __init__(self) -> None:
         self.id_token: IdToken | None = None
 
@@ -73,6 +74,8 @@ class MlflowIdTokenHooks:
     @hook_impl(tryfirst=True)
     def after_context_created(self) -> None:
         self.refresh()
+        if "AIRFLOW_RUN_ID" in os.environ and "MLFLOW_RUN_ID" not in os.environ:
+            os.environ["MLFLOW_RUN_ID"] = run_of(**from_environment())
 
     @hook_impl(tryfirst=True)
     def before_node_run(self) -> None:  # tokens last an hour; nodes may run long

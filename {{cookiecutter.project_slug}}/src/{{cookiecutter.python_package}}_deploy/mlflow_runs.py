@@ -1,16 +1,21 @@
-"""The one MLflow run of an Airflow DAG run: start (or find) it, and end it.
+"""The one MLflow run of an Airflow DAG run: start it, find it, end it.
 
-The DAG's first task calls ``start_run`` and its last ``end_run``, either on the
-Airflow worker (`mlflow_start: airflow`) or in a pod (`pod`); every task between
-logs into the run through ``MLFLOW_RUN_ID``. This module talks to MLflow's REST API
-with ``requests`` alone, and to Google for an ID token when the server sits behind
-Identity-Aware Proxy, which is all that Cloud Composer's Airflow has: no Kedro, no
-mlflow package. `nox -s generate` copies it beside the DAGs as ``<package>_mlflow``.
+The run is known by its tags, the DAG id and the Airflow run id, so that any task
+of the DAG run finds it and a retried start never makes a second one. The DAG's
+first task starts it and its last ends it, on the Airflow worker
+(`mlflow_tasks_on: worker`: ``start_dag_run`` and ``end_dag_run``) or in pods
+(`pod`: the ``start_mlflow_run`` pipeline, and ``python -m <this module> end``);
+every task between finds it and logs into it (``mlflow_hooks.MlflowRunHooks``).
+
+This module talks to MLflow's REST API with ``requests`` alone, and to Google for an
+ID token when the server sits behind Identity-Aware Proxy, which is all that Cloud
+Composer's Airflow has: no Kedro, no mlflow package. `nox -s generate` copies it
+beside the DAGs as ``<package>_mlflow_<hash of this file>``, the name the DAGs of
+that generation import.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -126,6 +131,26 @@ class Tracking:
         return runs[0] if runs else None
 
 
+def run_of(
+    tracking_uri: str,
+    experiment: str,
+    dag_id: str,
+    airflow_run_id: str,
+    audience: str | None = None,
+) -> str:
+    """The id of the MLflow run of this DAG run; raise if the DAG run has none."""
+    tracking = Tracking(tracking_uri, audience)
+    experiment_id = tracking.experiment_id(experiment, create=False)
+    found = experiment_id and tracking.find_run(experiment_id, dag_id, airflow_run_id)
+    if not found:
+        raise MlflowError(
+            f"MLflow at {tracking.uri} has no run of DAG run {airflow_run_id} of "
+            f"{dag_id} in experiment {experiment!r}: the DAG's first task starts it, "
+            "so clear that task as well."
+        )
+    return found["info"]["run_id"]
+
+
 def start_run(
     tracking_uri: str,
     experiment: str,
@@ -189,34 +214,48 @@ def dag_run_status(ti: Any) -> str:
     return "FAILED" if failed - {ti.task_id} else "FINISHED"
 
 
+def start_dag_run(
+    tracking_uri: str, experiment: str, audience: str | None, ti: Any
+) -> str:
+    """The first task on the Airflow worker: start the DAG run's MLflow run."""
+    return start_run(tracking_uri, experiment, ti.dag_id, ti.run_id, audience)
+
+
 def end_dag_run(
-    tracking_uri: str, start_task: str, ti: Any, audience: str | None = None
+    tracking_uri: str, experiment: str, audience: str | None, ti: Any
 ) -> None:
     """The last task on the Airflow worker: end the run as the DAG run went."""
-    run_id = ti.xcom_pull(task_ids=start_task)
+    run_id = run_of(tracking_uri, experiment, ti.dag_id, ti.run_id, audience)
     end_run(tracking_uri, run_id, dag_run_status(ti), audience)
 
 
+def from_environment() -> dict[str, Any]:
+    """What a DAG gives its pods: the server, the experiment and the DAG run."""
+    return {
+        "tracking_uri": os.environ["MLFLOW_TRACKING_URI"],
+        "experiment": os.environ["MLFLOW_EXPERIMENT_NAME"],
+        "dag_id": os.environ["AIRFLOW_DAG_ID"],
+        "airflow_run_id": os.environ["AIRFLOW_RUN_ID"],
+        "audience": os.environ.get("MLFLOW_IAP_AUDIENCE") or None,
+    }
+
+
+def start_from_environment() -> str:
+    """The node of the ``start_mlflow_run`` pipeline: the first task in a pod."""
+    return start_run(**from_environment())
+
+
 def main(argv: list[str]) -> None:
-    """`python -m <package>.mlflow_runs end`: the last task in a pod, from the
-    environment the DAG gives it (MLFLOW_TRACKING_URI, MLFLOW_RUN_ID,
-    MLFLOW_RUN_STATUS and, behind IAP, MLFLOW_IAP_AUDIENCE)."""
+    """`python -m <package>_deploy.mlflow_runs end`: the last task in a pod, from the
+    environment the DAG gives it (see ``from_environment``, and MLFLOW_RUN_STATUS)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if argv != ["end"]:
         sys.exit(f"usage: python -m {__spec__.name} end")
+    run = from_environment()
+    run_id = run_of(**run)
     end_run(
-        os.environ["MLFLOW_TRACKING_URI"],
-        os.environ["MLFLOW_RUN_ID"],
-        os.environ["MLFLOW_RUN_STATUS"],
-        os.environ.get("MLFLOW_IAP_AUDIENCE") or None,
+        run["tracking_uri"], run_id, os.environ["MLFLOW_RUN_STATUS"], run["audience"]
     )
-
-
-def write_xcom(value: Any, path: str) -> None:
-    """Write ``value`` where the KubernetesPodOperator's XCom sidecar reads it."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as file:
-        json.dump(value, file)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,356 @@
+"""Where Kedro meets the deployment: the hooks settings.py registers, and the tagging
+check the pipeline registry runs.
+
+- ``check_tagging`` makes every ``kedro run`` refuse a tagging that cannot make an
+  Airflow DAG (see ``plan``).
+- ``DagHooks`` gives ``kedro airflow create`` each pipeline's checked task plan and
+  settings as the variables of the DAG template, after checking the settings, the
+  MLflow server, and that every dataset crossing from one task to another is
+  persisted: all of it before any DAG file is opened.
+- MLflow (``project_hooks``, ``disabled_plugins``): kedro-mlflow tracks every run,
+  unless the process runs with ``KEDRO_MLFLOW=off``, which a DAG gives its tasks
+  when its MLflow tasks are off (``mlflow_tasks_on: off``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from functools import wraps
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import click
+import yaml
+from kedro.config import AbstractConfigLoader, MissingConfigException
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines
+from kedro.io.catalog_config_resolver import CatalogConfigResolver
+from kedro.pipeline import Pipeline
+from kedro.utils import find_kedro_project
+
+from . import config, dags
+from .plan import (
+    DEPLOY_SUFFIX,
+    MLFLOW_START,
+    NodeSpec,
+    Plan,
+    PlanError,
+    check_settings,
+    check_tracking_uri,
+    make_plan,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
+DEPLOY_PACKAGE = __name__.rpartition(".")[0]
+PACKAGE = DEPLOY_PACKAGE.removesuffix(DEPLOY_SUFFIX)
+MEMORY_DATASETS = {"MemoryDataset", "SharedMemoryDataset"}
+RUNTIME_PATTERNS = {"{default}": {"type": "MemoryDataset"}}
+# A DAG's tasks run with KEDRO_MLFLOW=off when its MLflow tasks are off: no tracking.
+TRACKING_SWITCH = "KEDRO_MLFLOW"
+# Pipelines the deployment registers for its DAGs' own tasks: no DAG of their own.
+DAG_ONLY = (MLFLOW_START,)
+_session_loader: list[AbstractConfigLoader] = []  # the running session's, if any
+
+
+def tracking_on() -> bool:
+    return os.environ.get(TRACKING_SWITCH, "").lower() != "off"
+
+
+def project_hooks(mlflow: bool) -> tuple[Any, ...]:
+    """The hooks of settings.py's HOOKS: the DAGs', and MLflow's when it tracks."""
+    if not (mlflow and tracking_on()):
+        return (DagHooks(),)
+    from .mlflow_hooks import MlflowDatasetHooks, MlflowRunHooks  # noqa: PLC0415
+
+    return (DagHooks(), MlflowDatasetHooks(), MlflowRunHooks())
+
+
+def disabled_plugins(mlflow: bool) -> tuple[str, ...]:
+    """settings.py's DISABLE_HOOKS_FOR_PLUGINS: kedro-mlflow, when it must not track."""
+    return () if mlflow and tracking_on() else ("kedro_mlflow",)  # its metadata name
+
+
+def dag_pipelines() -> dict[str, Pipeline]:
+    """The pipelines the DAGs run besides the project's: with MLflow, the first task's
+    in pod mode (``start_mlflow_run``)."""
+    try:
+        from .mlflow_runs import start_from_environment  # noqa: PLC0415
+    except ImportError:  # a project baked without MLflow
+        return {}
+    from kedro.pipeline import Node  # noqa: PLC0415
+
+    # Its output, the run id, only shows in the log: the other tasks find the run.
+    start = Node(
+        start_from_environment, None, "mlflow_run_id", name=f"{MLFLOW_START}_node"
+    )
+    return {MLFLOW_START: Pipeline([start])}
+
+
+def _cli_errors(function: F) -> F:
+    """Show a ``PlanError`` as its message alone: Kedro's CLI prints no traceback."""
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except PlanError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def node_specs(pipeline: Pipeline) -> list[NodeSpec]:
+    """The plan's view of ``pipeline``'s nodes, in Kedro's order."""
+    return [
+        NodeSpec(
+            node.name, frozenset(node.tags), tuple(node.inputs), tuple(node.outputs)
+        )
+        for node in pipeline.nodes
+    ]
+
+
+def project_dir() -> Path:
+    return find_kedro_project(Path.cwd()) or Path.cwd()
+
+
+@_cli_errors
+def check_tagging(registered: Mapping[str, Pipeline]) -> None:
+    """Raise ``PlanError`` if a pipeline's tags cannot make a DAG.
+
+    In a session, the settings are the session's environment's; outside one, those of
+    conf/base and of the environment in ``KEDRO_ENV``, if any. ``kedro airflow
+    create`` checks again, the datasets too.
+    """
+    if _session_loader:
+        loader = _session_loader[-1]
+    else:
+        loader = config.project_loader(project_dir(), os.environ.get("KEDRO_ENV"))
+    settings = DagSettings(loader, registered)
+    for name in registered if settings.raw else ():
+        if name not in DAG_ONLY:
+            settings.plan(name)
+
+
+class DagSettings(Mapping[str, Any]):
+    """``airflow.yml`` as kedro-airflow reads it: ``default``, then one section per
+    pipeline, whose value is what the DAG template gets (see ``__getitem__``).
+
+    Given ``catalog`` (an environment's catalog configuration), the plans are checked
+    to persist every dataset that crosses from one task to another.
+    """
+
+    @_cli_errors
+    def __init__(
+        self,
+        loader: AbstractConfigLoader,
+        registered: Mapping[str, Pipeline],
+        catalog: Callable[[str], dict[str, Any]] | None = None,
+    ):
+        self.loader, self.env = loader, loader.env or loader.default_run_env
+        self.registered, self.catalog = registered, catalog
+        self.raw = _raw_settings(loader)
+        self.plans: dict[str, Plan] = {}
+        if unknown := sorted(set(self.raw) - {"default", *registered}):
+            raise PlanError(
+                f"{self.origin(unknown[0])}: `{unknown[0]}` is not `default` nor a "
+                f"registered pipeline ({', '.join(registered)})."
+            )
+
+    def origin(self, *keys: str) -> str:
+        return config.origin(self.loader, "airflow", *keys)
+
+    @_cli_errors
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        """The template's variables for the pipeline ``section``: ``settings`` (its
+        checked settings, the package, and the MLflow server it logs to), its
+        ``plan``, the ``helper`` module its DAG imports, and the functions that write
+        values into the DAG safely (``dags.TEMPLATE_FUNCTIONS``)."""
+        if section == "default":
+            return dict(self.raw.get("default") or {})
+        if section not in self.registered:
+            raise KeyError(section)
+        if section in DAG_ONLY:
+            raise PlanError(
+                f"`{section}` is a pipeline of the DAGs' own tasks, not one to make "
+                "a DAG of. Name another with --pipelines."
+            )
+        settings = self.settings(section)
+        values = settings | self.tracking(settings) | {"package": PACKAGE}
+        return {
+            "settings": SimpleNamespace(**values),
+            "plan": self.plan(section),
+            "helper": dags.helper_module(),
+            **dags.TEMPLATE_FUNCTIONS,
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["default", *self.registered])
+
+    def __len__(self) -> int:
+        return 1 + len(self.registered)
+
+    def __contains__(self, section: object) -> bool:
+        return section == "default" or section in self.registered
+
+    def settings(self, section: str) -> dict[str, Any]:
+        """The section's checked settings: ``default``, the section, ``--params``."""
+        params = _cli_params()
+        merged = dict(self.raw.get("default") or {})
+        merged |= self.raw.get(section) or {}
+        merged |= params
+
+        def where(key: str) -> str:
+            if key in params:
+                return "--params"
+            if key in (self.raw.get(section) or {}):
+                return self.origin(section, key)
+            return self.origin("default", key)
+
+        # Which file set a key is read only for a message about it.
+        files = _Lazy(merged, functools.cache(where))
+        checked = check_settings(merged, files, self.origin("default"))
+        # The local operator's tasks run here unless told otherwise.
+        return checked | {"project_dir": checked["project_dir"] or str(project_dir())}
+
+    def tracking(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The MLflow server and experiment of the DAG's runs, from mlflow.yml (the
+        environment's, as kedro-mlflow reads it), when its MLflow tasks are on."""
+        if settings["mlflow_tasks_on"] == "off":
+            return {}
+        mlflow = config.read(self.loader, "mlflow")
+        uri = (mlflow.get("server") or {}).get("mlflow_tracking_uri")
+        where = config.origin(self.loader, "mlflow", "server", "mlflow_tracking_uri")
+        if not mlflow:
+            raise PlanError(
+                f"{self.origin('default', 'mlflow_tasks_on')}: `mlflow_tasks_on` is "
+                f"{settings['mlflow_tasks_on']!r}, but no conf/*/mlflow.yml says "
+                "where to log. Set `mlflow_tasks_on: off`, or add mlflow.yml."
+            )
+        experiment = ((mlflow.get("tracking") or {}).get("experiment") or {}).get(
+            "name"
+        )
+        if not isinstance(experiment, str) or not experiment:
+            raise PlanError(
+                f"{config.origin(self.loader, 'mlflow', 'tracking')}: "
+                "`tracking.experiment.name` must name the DAG runs' MLflow experiment."
+            )
+        return {
+            "mlflow_tracking_uri": check_tracking_uri(uri, where),
+            "mlflow_experiment": experiment,
+        }
+
+    @_cli_errors
+    def plan(self, section: str) -> Plan:
+        """The pipeline's task plan; raises ``PlanError``."""
+        if section in self.plans:
+            return self.plans[section]
+        settings = self.settings(section)
+        nodes = node_specs(self.registered[section])
+        plan = make_plan(PACKAGE, section, self.env, nodes, settings)
+        if self.catalog:
+            self.check_datasets(plan, self.catalog(plan.env))
+        for warning in plan.warnings:
+            logger.warning(warning)
+        self.plans[section] = plan
+        return plan
+
+    @staticmethod
+    def check_datasets(plan: Plan, catalog: dict[str, Any]) -> None:
+        """Raise unless every dataset crossing between tasks is persisted in the
+        environment the tasks run with (its ``catalog``): pods share nothing else."""
+        resolver = CatalogConfigResolver(
+            _without_credentials(catalog), None, RUNTIME_PATTERNS
+        )
+        lost = [
+            f"Pipeline `{plan.pipeline}`: dataset `{dataset}` goes from task "
+            f"`{upstream}` to task `{downstream}` but is a MemoryDataset in environment "
+            f"`{plan.env}`, so it would be lost between the pods. Declare it in "
+            f"conf/{plan.env}/catalog.yml or conf/base/catalog.yml, or put both nodes "
+            "in one group."
+            for dataset, upstream, downstream in plan.crossings
+            if str(resolver.resolve_pattern(dataset).get("type")).rpartition(".")[2]
+            in MEMORY_DATASETS
+        ]
+        if lost:
+            raise PlanError("\n".join(lost))
+
+
+class DagHooks:
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        """Teach the session's loader the deployment's settings; give kedro-airflow
+        checked settings and plans instead of raw airflow.yml."""
+        loader = context.config_loader
+        config.register(loader)
+        _session_loader[:] = [loader]  # before the registry first runs the check
+        env = context.env or loader.default_run_env
+
+        def catalog(tasks_env: str) -> dict[str, Any]:
+            if tasks_env == env:
+                return loader["catalog"]
+            other = config.project_loader(project_dir(), tasks_env)["catalog"]
+            config.project_loader(project_dir(), env)  # the session's `${globals:}`
+            return other
+
+        settings = DagSettings(loader, pipelines, catalog)
+        if settings.raw:
+            loader["airflow"] = settings
+
+
+def _raw_settings(loader: AbstractConfigLoader) -> dict[str, Any]:
+    """airflow.yml as merged, even once the session's loader holds ``DagSettings``."""
+    try:
+        value = loader["airflow"]
+    except MissingConfigException:
+        return {}
+    return value.raw if isinstance(value, DagSettings) else dict(value)
+
+
+class _Lazy(Mapping[str, str]):
+    """``{key: origin(key)}`` for ``keys``, each origin found when first asked."""
+
+    def __init__(self, keys: Mapping[str, Any], origin: Callable[[str], str]):
+        self.keys_, self.origin = keys, origin
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self.keys_:
+            raise KeyError(key)
+        return self.origin(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+
+def _cli_params() -> dict[str, Any]:
+    """``kedro airflow create --params``, which kedro-airflow applies after the
+    sections: the plan must see them too. (``kedro run --params`` are not ours.)"""
+    context = click.get_current_context(silent=True)
+    if context is None or context.command_path.split()[-2:] != ["airflow", "create"]:
+        return {}
+    return {key: _yaml_value(value) for key, value in context.params["params"].items()}
+
+
+def _yaml_value(value: Any) -> Any:
+    """``--params`` values are strings: read ``false`` or ``[a, b]`` as YAML would."""
+    try:
+        return yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError:
+        return value
+
+
+def _without_credentials(catalog: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's entries, minus the credentials this check has no need of."""
+    return {
+        name: {k: v for k, v in entry.items() if k != "credentials"}
+        for name, entry in catalog.items()
+        if isinstance(entry, dict) and not name.startswith("_")
+    }
