@@ -48,7 +48,7 @@ def deploy(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def report(project: Path) -> dict:
-    """The one DAG run `tools/local.py` reports, as written to build/local/deploy.json."""
+    """The one DAG run the local deployment reports, as written to build/local/deploy.json."""
     (dag_run,) = json.loads((project / "build/local/deploy.json").read_text())["runs"]
     return dag_run
 
@@ -109,7 +109,7 @@ def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, defa
     dag_run = report(project)
     assert dag_run["state"] == "success"
     tasks = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
-    assert tasks == dict.fromkeys(["mlflow_start", *KEDRO_TASKS, "mlflow_end"], "success")
+    assert tasks == dict.fromkeys(["start_mlflow_run", *KEDRO_TASKS, "end_mlflow_run"], "success")
 
     store = mlflow_store(project)
     (tracked,) = store["runs"]  # one run, and only the DAG run's
@@ -162,6 +162,6 @@ def test_a_dag_run_with_a_failing_task_leaves_the_run_failed(project, default_ru
     assert dag_run["state"] == "failed"
     states = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
     assert states["evaluate_model_node"] == "failed"
-    assert states["mlflow_end"] == "success"  # the teardown ran, and did not hide the failure
+    assert states["end_mlflow_run"] == "success"  # the teardown ran, and did not hide the failure
     (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
     assert tracked["status"] == "FAILED" and tracked["end_time"]

@@ -289,6 +289,7 @@ class DagHooks:
         loader = context.config_loader
         config.register(loader)
         _session_loader[:] = [loader]  # before the registry first runs the check
+        _no_folder_for_dag_pipelines()
         env = context.env or loader.default_run_env
 
         def catalog(tasks_env: str) -> dict[str, Any]:
@@ -301,6 +302,15 @@ class DagHooks:
         settings = DagSettings(loader, pipelines, catalog)
         if settings.raw:
             loader["airflow"] = settings
+
+
+def _no_folder_for_dag_pipelines() -> None:
+    """`kedro run --pipelines start_mlflow_run` has Kedro's find_pipelines look for a
+    folder pipelines/start_mlflow_run, and fail: the registry gets the DAGs' own
+    pipelines from the deployment layer instead. (Kedro keeps the request private.)"""
+    requested = getattr(pipelines, "_requested_pipelines", None)
+    if requested and set(requested) & set(DAG_ONLY):
+        pipelines.set_requested([name for name in requested if name not in DAG_ONLY])
 
 
 def _raw_settings(loader: AbstractConfigLoader) -> dict[str, Any]:
