@@ -171,7 +171,9 @@ def test_a_retried_start_finds_the_run_and_another_dag_run_gets_its_own(project,
     start_in_pod(project, **dag_run(server, EXPERIMENT, SCHEDULED))
     start_in_pod(project, **dag_run(server, EXPERIMENT, MANUAL))
 
-    assert [found["info"]["run_id"] for found in runs_of(server, EXPERIMENT, SCHEDULED)] == [pod_start["info"]["run_id"]]
+    assert [found["info"]["run_id"] for found in runs_of(server, EXPERIMENT, SCHEDULED)] == [
+        pod_start["info"]["run_id"]
+    ]
     (other,) = runs_of(server, EXPERIMENT, MANUAL)
     assert other["info"]["run_id"] != pod_start["info"]["run_id"]
 
