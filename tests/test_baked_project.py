@@ -138,6 +138,14 @@ def test_other_python_versions_install_and_run(tmp_path, version):
     assert kedro_run(bin_dir, project)["r2_score"] > 0.3
 
 
+def test_answers_yaml_would_misread_make_a_project_that_runs(tmp_path):
+    """`Yes` becomes the slug `yes`: the namespace, cluster and MLflow experiment, which
+    YAML read as true when written unquoted, and kedro-mlflow refused."""
+    project = bake(tmp_path, project_name="Yes", author_name="Zoë 🚀 Team")
+    assert kedro_run(install(project), project)["r2_score"] > 0.3
+    assert (project / "mlflow.db").exists(), "tracked, in the experiment `yes`"
+
+
 def test_without_mlflow_tracking_a_run_tracks_nothing(tmp_path):
     project = bake(tmp_path, mlflow_tracking="no")
     metrics = kedro_run(install(project), project)

@@ -1,8 +1,8 @@
 """The local deployment end to end: a real Airflow runs the whole DAG, each task a
 `kedro run` process, tracked by a real MLflow server (slow).
 
-One baked project serves the module, in order: the default deployment, then a task
-that fails once, then a task that always fails.
+One baked project serves the module, in order: the default deployment, then one
+where a task fails once and another always fails.
 """
 
 from __future__ import annotations
@@ -131,36 +131,30 @@ def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, defa
     assert "Stopped the MLflow server" in output
 
 
-def test_a_task_that_fails_once_and_succeeds_on_retry_leaves_one_run(project, default_run, tmp_path):
+def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_run, tmp_path):
+    """Training fails once and succeeds on its retry; evaluation always fails: the DAG
+    run fails, its teardown still ends the one MLflow run, as FAILED."""
     marker = tmp_path / "failed-once"
     nodes = project / "src/spaceflights/pipelines/data_science/nodes.py"
+    train = '    """Fit a linear regression of the price on the features."""\n'
     fail_once = (
-        '    """Fit a linear regression of the price on the features."""\n'
-        f"    from pathlib import Path\n    marker = Path({str(marker)!r})\n"
+        f"{train}    from pathlib import Path\n    marker = Path({str(marker)!r})\n"
         "    if not marker.exists():\n        marker.touch()\n"
         '        raise RuntimeError("the first try fails")\n'
     )
-    with replaced(nodes, '    """Fit a linear regression of the price on the features."""\n', fail_once):
-        result = deploy(project, "--pipelines", "data_science")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert marker.exists() and "the first try fails" in (project / "build/local/dag-run.log").read_text()
-    dag_run = report(project)
-    assert dag_run["state"] == "success"
-    assert {task["task_id"]: task["state"] for task in dag_run["tasks"]}["train_model_node"] == "success"
-    (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
-    assert tracked["status"] == "FINISHED"
-    assert set(tracked["metrics"]) == EXPECTED_METRICS
-
-
-def test_a_dag_run_with_a_failing_task_leaves_the_run_failed(project, default_run):
-    nodes = project / "src/spaceflights/pipelines/data_science/nodes.py"
-    docstring = '    """Score the model on the test set: R², mean absolute error, max error."""\n'
-    with replaced(nodes, docstring, f'{docstring}    raise RuntimeError("evaluation is broken")\n'):
+    evaluate = '    """Score the model on the test set: R², mean absolute error, max error."""\n'
+    with (
+        replaced(nodes, train, fail_once),
+        replaced(nodes, evaluate, f'{evaluate}    raise RuntimeError("evaluation is broken")\n'),
+    ):
         result = deploy(project, "--pipelines", "data_science")
     assert result.returncode != 0
+    log = (project / "build/local/dag-run.log").read_text()
+    assert marker.exists() and "the first try fails" in log and "evaluation is broken" in log
     dag_run = report(project)
     assert dag_run["state"] == "failed"
     states = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
+    assert states["train_model_node"] == "success"  # on its retry
     assert states["evaluate_model_node"] == "failed"
     assert states["end_mlflow_run"] == "success"  # the teardown ran, and did not hide the failure
     (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
