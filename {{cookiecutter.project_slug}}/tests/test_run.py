@@ -5,6 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+{%- if cookiecutter.mlflow_tracking == "yes" %}
+from kedro.framework.project import pipelines
+{%- endif %}
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
@@ -32,3 +35,18 @@ def test_default_pipeline_runs_on_the_sample_data(project_copy):
     assert set(metrics) == {"r2_score", "mae", "max_error"}
     assert metrics["r2_score"] > 0.2
     assert list((project_copy / "data/06_models/regressor.pickle").iterdir())
+{%- if cookiecutter.mlflow_tracking == "yes" %}
+
+
+def test_a_run_of_the_deployments_own_pipeline_finds_it(monkeypatch):
+    """`kedro run --pipelines start_mlflow_run`, a DAG's first task in pod mode: Kedro
+    looks for the pipelines a run names in pipelines/, where this one is not."""
+    monkeypatch.chdir(PROJECT)
+    bootstrap_project(PROJECT)
+    pipelines.set_requested(["start_mlflow_run"])  # as KedroSession.run does
+    try:
+        nodes = [node.name for node in pipelines["start_mlflow_run"].nodes]
+    finally:
+        pipelines.set_requested(None)
+    assert nodes == ["start_mlflow_run_node"]
+{%- endif %}

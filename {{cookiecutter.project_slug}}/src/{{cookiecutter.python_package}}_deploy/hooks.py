@@ -28,7 +28,7 @@ import yaml
 from kedro.config import AbstractConfigLoader, MissingConfigException
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from kedro.framework.project import pipelines
+from kedro.framework.project import find_pipelines, pipelines
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 from kedro.pipeline import Pipeline
 from kedro.utils import find_kedro_project
@@ -74,6 +74,18 @@ def project_hooks(mlflow: bool) -> tuple[Any, ...]:
 def disabled_plugins(mlflow: bool) -> tuple[str, ...]:
     """settings.py's DISABLE_HOOKS_FOR_PLUGINS: kedro-mlflow, when it must not track."""
     return () if mlflow and tracking_on() else ("kedro_mlflow",)  # its metadata name
+
+
+def project_pipelines() -> dict[str, Pipeline]:
+    """The registry's ``find_pipelines(raise_errors=True)``, also when a run asks for
+    the deployment's pipelines (`kedro run --pipelines start_mlflow_run`, the first
+    task in pod mode): Kedro looks for each pipeline a run names in pipelines/, where
+    those are not, and would refuse the run."""
+    # What `kedro run --pipelines` asked for (Kedro 1.7 and later), or None: every one.
+    requested = getattr(pipelines, "_requested_pipelines", None)
+    if requested is not None and set(requested) & set(DAG_ONLY):
+        pipelines.set_requested([name for name in requested if name not in DAG_ONLY])
+    return find_pipelines(raise_errors=True)
 
 
 def dag_pipelines() -> dict[str, Pipeline]:
