@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -46,12 +47,14 @@ def _yaml_char(char: str) -> str:
 
 
 class TemplateData(Extension):
-    """Globals the pre-generation hook renders in: data, never answers."""
+    """Globals the hooks render in: data, never answers."""
 
     def __init__(self, environment):
         super().__init__(environment)
         environment.globals["taken_modules"] = taken_modules
         environment.globals["plan_module"] = lambda: str(PLAN)
+        # Where cookiecutter renders, which is the template's folder when it renders hooks.
+        environment.globals["working_dir"] = os.getcwd
 
 
 def taken_modules() -> list[str]:

@@ -152,7 +152,9 @@ def problems(answers: dict, choices: dict) -> list[str]:
 
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    template = json.loads(r"""{{ _cookiecutter | tojson }}""")
+    # The template's own options; cruft's renders have none, and cookiecutter refuses
+    # a choice it does not offer when it applies cruft's answers anyway.
+    template = json.loads(r"""{{ _cookiecutter | default({}) | tojson }}""")
     choices = {key: value for key, value in template.items() if isinstance(value, list)}
     errors = problems(answers, choices)
     if errors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_TEMPLATE, TEMPLATE, bake, choices
+from conftest import PROJECT_TEMPLATE, ROOT, TEMPLATE, bake, choices
 
 # Every file a default bake writes; {pkg} is the Python package.
 DEFAULT_FILES = {
+    ".cruft.json",  # where the bake came from, for `cruft update`
     ".dockerignore",
     ".github/workflows/ci.yml",
     ".gitignore",
@@ -279,6 +281,21 @@ def test_optional_parts_carry_their_answers(baked):
         workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
         assert workflow["concurrency"]["group"] == "${{ github.workflow }}-${{ github.ref }}"
         assert workflow["jobs"]["check"]["steps"][-1]["run"] == "uvx nox -s lint tests"
+
+
+def test_cruft_file_names_the_template_and_its_commit(baked):
+    answers, project = baked
+    state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+    git = ["git", "-C", str(ROOT), "rev-parse"]
+    toplevel = subprocess.run([*git, "--show-toplevel"], capture_output=True, text=True, check=True).stdout.strip()
+    assert state["template"] == toplevel
+    assert re.fullmatch(r"[0-9a-f]{40}", state["commit"])
+    assert (state["checkout"], state["directory"], state["skip"]) == (None, None, [])
+    context = state["context"]["cookiecutter"]
+    assert (context["_template"], context["_commit"]) == (state["template"], state["commit"])
+    assert not {"_output_dir", "_repo_dir", "_checkout"} & set(context), "nothing of this machine's bake"
+    assert {key: context[key] for key in answers} == answers
+    assert context["project_slug"] == project.name
 
 
 def test_python_files_compile(baked):

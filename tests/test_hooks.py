@@ -173,8 +173,8 @@ def test_valid_buckets_pass(bucket, tmp_path):
 
 def test_the_hooks_read_answers_as_json_data():
     # The answers, and the template's own data, only ever as JSON.
-    data = {"{{ cookiecutter | tojson }}", "{{ _cookiecutter | tojson }}"}
-    data |= {"{{ taken_modules() | tojson }}", "{{ plan_module() | tojson }}"}
+    data = {"{{ cookiecutter | tojson }}", "{{ _cookiecutter | default({}) | tojson }}"}
+    data |= {"{{ taken_modules() | tojson }}", "{{ plan_module() | tojson }}", "{{ working_dir() | tojson }}"}
     for name in ("pre_gen_project", "post_gen_project"):
         source = (ROOT / "hooks" / f"{name}.py").read_text()
         rendered = set(re.findall(r"{{[^}]*}}", source))

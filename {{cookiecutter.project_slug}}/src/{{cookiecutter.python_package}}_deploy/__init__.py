@@ -13,6 +13,6 @@ and from this machine to Cloud Composer. Nothing here is needed to write pipelin
   on this machine; ``__main__``: the commands the nox sessions run.
 """
 
-from .hooks import check_tagging, dag_pipelines
+from .hooks import check_tagging, dag_pipelines, project_pipelines
 
-__all__ = ["check_tagging", "dag_pipelines"]
+__all__ = ["check_tagging", "dag_pipelines", "project_pipelines"]

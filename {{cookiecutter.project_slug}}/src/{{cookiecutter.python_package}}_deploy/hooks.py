@@ -28,7 +28,7 @@ import yaml
 from kedro.config import AbstractConfigLoader, MissingConfigException
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from kedro.framework.project import pipelines
+from kedro.framework.project import find_pipelines, pipelines
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 from kedro.pipeline import Pipeline
 from kedro.utils import find_kedro_project
@@ -74,6 +74,18 @@ def project_hooks(mlflow: bool) -> tuple[Any, ...]:
 def disabled_plugins(mlflow: bool) -> tuple[str, ...]:
     """settings.py's DISABLE_HOOKS_FOR_PLUGINS: kedro-mlflow, when it must not track."""
     return () if mlflow and tracking_on() else ("kedro_mlflow",)  # its metadata name
+
+
+def project_pipelines() -> dict[str, Pipeline]:
+    """The registry's ``find_pipelines(raise_errors=True)``, also when a run asks for
+    the deployment's pipelines (`kedro run --pipelines start_mlflow_run`, the first
+    task in pod mode): Kedro looks for each pipeline a run names in pipelines/, where
+    those are not, and would refuse the run."""
+    # What `kedro run --pipelines` asked for (Kedro 1.7 and later), or None: every one.
+    requested = getattr(pipelines, "_requested_pipelines", None)
+    if requested is not None and set(requested) & set(DAG_ONLY):
+        pipelines.set_requested([name for name in requested if name not in DAG_ONLY])
+    return find_pipelines(raise_errors=True)
 
 
 def dag_pipelines() -> dict[str, Pipeline]:
@@ -289,7 +301,6 @@ class DagHooks:
         loader = context.config_loader
         config.register(loader)
         _session_loader[:] = [loader]  # before the registry first runs the check
-        _no_folder_for_dag_pipelines()
         env = context.env or loader.default_run_env
 
         def catalog(tasks_env: str) -> dict[str, Any]:
@@ -302,15 +313,6 @@ class DagHooks:
         settings = DagSettings(loader, pipelines, catalog)
         if settings.raw:
             loader["airflow"] = settings
-
-
-def _no_folder_for_dag_pipelines() -> None:
-    """`kedro run --pipelines start_mlflow_run` has Kedro's find_pipelines look for a
-    folder pipelines/start_mlflow_run, and fail: the registry gets the DAGs' own
-    pipelines from the deployment layer instead. (Kedro keeps the request private.)"""
-    requested = getattr(pipelines, "_requested_pipelines", None)
-    if requested and set(requested) & set(DAG_ONLY):
-        pipelines.set_requested([name for name in requested if name not in DAG_ONLY])
 
 
 def _raw_settings(loader: AbstractConfigLoader) -> dict[str, Any]:
