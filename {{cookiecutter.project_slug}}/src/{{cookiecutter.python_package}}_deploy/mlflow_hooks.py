@@ -21,7 +21,6 @@ import logging
 import os
 from typing import Any
 
-import mlflow
 from kedro.framework.hooks import hook_impl
 
 from .mlflow_runs import IdToken, from_environment, run_of
@@ -42,7 +41,11 @@ class MlflowDatasetHooks:
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         how = self.logged.get(dataset_name)
-        if how is None or mlflow.active_run() is None:
+        if how is None:
+            return
+        import mlflow  # noqa: PLC0415 (kedro-mlflow has imported it by now)
+
+        if mlflow.active_run() is None:
             return
         if how.get("metrics"):
             mlflow.log_metrics(data)
