@@ -716,6 +716,7 @@ def test_nox_generate_refuses_without_an_image_then_writes_the_same_bytes_and_no
 def test_hostile_names_and_settings_stay_text(loaded, dags, plans, marker):
     """Quotes, braces, newlines and shell in node namespaces and settings: no code runs
     at parse, Airflow renders none of it, and every task runs exactly its nodes."""
+    assert not marker.exists(), "code in a name ran when Airflow parsed the DAGs"
     settings = marked(HOSTILE_SETTINGS | HOSTILE_SECTION, marker)
     mlflow = marked(HOSTILE_MLFLOW, marker)
     namespace = marked(HOSTILE, marker)
@@ -751,7 +752,6 @@ def test_hostile_names_and_settings_stay_text(loaded, dags, plans, marker):
                 "experiment": mlflow["tracking"]["experiment"]["name"],
                 "audience": settings["mlflow_iap_audience"],
             }
-    assert not marker.exists(), "code in a name ran when Airflow parsed the DAGs"
 
 
 def test_non_ascii_answers_reach_airflow_whole(loaded, dags, registered, marker):
