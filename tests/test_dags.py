@@ -331,40 +331,32 @@ def plans(generated) -> dict[str, dict]:
     return generated["plans"]
 
 
-@pytest.fixture(scope="module", params=list(AIRFLOWS))
-def airflow_python(request, project, tmp_path_factory) -> Path:
-    """An Airflow environment of its own: the oldest the DAGs support, or the newest."""
-    lock = AIRFLOWS[request.param]
-    venv = tmp_path_factory.mktemp(f"airflow-{request.param}") / "venv"
+def install_airflow(name: str, project: Path, venv: Path) -> Path:
+    """An Airflow environment of its own, from its lock; its Python."""
     env = clean_env(UV_PROJECT_ENVIRONMENT=str(venv))
-    run(uv(), "sync", "--locked", "--project", project / lock, cwd=project, env=env)
+    run(uv(), "sync", "--locked", "--project", project / AIRFLOWS[name], cwd=project, env=env)
     return venv / "bin/python"
 
 
-@pytest.fixture(scope="module")
-def loaded(dags, airflow_python, tmp_path_factory) -> dict[str, dict]:
+def load_dags(python: Path, home: Path, folders: list[Path]) -> dict[str, dict]:
     """What a real Airflow makes of every generated folder, file by file."""
-    home = tmp_path_factory.mktemp("airflow_home")
     env = clean_env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="false")
-    run(airflow_python, PROBES / "airflow_dags.py", home / "report.json", *dags.values(), cwd=home, env=env)
+    run(python, PROBES / "airflow_dags.py", home / "report.json", *folders, cwd=home, env=env)
     return json.loads((home / "report.json").read_text())["files"]
 
 
-@pytest.fixture(scope="module")
-def registered(dags, airflow_python, tmp_path_factory) -> list[dict]:
-    """The DAGs of the non-ASCII author, as `airflow dags list` shows them once their
-    folder is Airflow's DAG folder and `airflow dags reserialize` has stored them."""
-    home = tmp_path_factory.mktemp("airflow_db")
-    folder = str(dags["hostile-gke"])
+def register_dags(python: Path, home: Path, folder: Path) -> list[dict]:
+    """The DAGs of ``folder`` as `airflow dags list` shows them once it is Airflow's DAG
+    folder and `airflow dags reserialize` has stored them in its database."""
     # Airflow 3.1's reserialize does not put the bundle's folder on sys.path as its
     # DAG processor does, for the helper module beside the DAGs: PYTHONPATH does.
     env = clean_env(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="false",
-        AIRFLOW__CORE__DAGS_FOLDER=folder,
-        PYTHONPATH=folder,
+        AIRFLOW__CORE__DAGS_FOLDER=str(folder),
+        PYTHONPATH=str(folder),
     )
-    airflow = airflow_python.with_name("airflow")
+    airflow = python.with_name("airflow")
     run(airflow, "db", "migrate", cwd=home, env=env)
     run(airflow, "dags", "reserialize", cwd=home, env=env)
     listed = subprocess.run(
@@ -373,6 +365,41 @@ def registered(dags, airflow_python, tmp_path_factory) -> list[dict]:
     assert listed.returncode == 0, listed.stdout + listed.stderr
     (line,) = [line for line in listed.stdout.splitlines() if line.startswith("[")]
     return json.loads(line)
+
+
+@pytest.fixture(scope="module")
+def airflows(project, dags, tmp_path_factory) -> dict[str, dict]:
+    """Each Airflow, side by side: what it makes of every DAG folder (`loaded`), and
+    the DAGs of the non-ASCII author as its database holds them (`registered`)."""
+
+    def one(name: str) -> dict:
+        root = tmp_path_factory.mktemp(f"airflow-{name}")
+        python = install_airflow(name, project, root / "venv")
+        (root / "home").mkdir()
+        (root / "db").mkdir()
+        return {
+            "loaded": load_dags(python, root / "home", list(dags.values())),
+            "registered": register_dags(python, root / "db", dags["hostile-gke"]),
+        }
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(AIRFLOWS, pool.map(one, AIRFLOWS), strict=True))
+
+
+@pytest.fixture(scope="module", params=list(AIRFLOWS))
+def airflow(request, airflows) -> dict:
+    """One of the Airflows: every test that takes it runs in each."""
+    return airflows[request.param]
+
+
+@pytest.fixture(scope="module")
+def loaded(airflow) -> dict[str, dict]:
+    return airflow["loaded"]
+
+
+@pytest.fixture(scope="module")
+def registered(airflow) -> list[dict]:
+    return airflow["registered"]
 
 
 def helper_name(project: Path) -> str:
