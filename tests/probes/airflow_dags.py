@@ -8,7 +8,8 @@ helper module beside them. The report has, per Python file of each folder, its
 import errors and its DAGs; per DAG, whether Airflow serializes it (as the DAG
 processor does to store it); per task, its fields rendered by the DAG's own Jinja
 environment against a stand-in task instance (see ``StandInTaskInstance``) as a run
-renders them, and for a pod task the pod the provider builds from them.
+renders them (or why they do not render), and for a pod task the pod the provider
+builds from them.
 """
 
 import importlib.metadata
@@ -109,13 +110,20 @@ def task_report(dag, task) -> dict:
         "do_xcom_push": task.do_xcom_push,
         "execution_timeout": task.execution_timeout.total_seconds() if task.execution_timeout else None,
         "env": {},
+        "render_error": None,
     }
     # As a run renders them before it executes (strict: an unknown name fails).
     context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag}
-    task.render_template_fields(context, jinja_env=dag.get_template_env())
+    try:
+        task.render_template_fields(context, jinja_env=dag.get_template_env())
+    except Exception as error:  # a value read as a template, or as a template's file name
+        report["render_error"] = f"{type(error).__name__}: {error}"
+        return report
     if hasattr(task, "build_pod_request_obj"):
         report["pod"] = pod(task)
         report["env"] = report["pod"]["env"]
+        # GKEStartPodOperator's own templated fields: the cluster it starts the pod on.
+        report["cluster"] = {key: getattr(task, key, None) for key in ("project_id", "location", "cluster_name")}
     elif report["operator"] == "BashOperator":
         report |= {"bash_command": task.bash_command, "cwd": task.cwd, "append_env": task.append_env}
         report["env"] = dict(task.env or {})

@@ -231,13 +231,19 @@ class DagSettings(Mapping[str, Any]):
         return checked | {"project_dir": checked["project_dir"] or str(project_dir())}
 
     def tracking(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The MLflow server and experiment of the DAG's runs, from mlflow.yml (the
-        environment's, as kedro-mlflow reads it), when its MLflow tasks are on."""
+        """The MLflow server and experiment of the DAG's runs, from mlflow.yml (that of
+        the environment the tasks run with, as kedro-mlflow reads it in them), when its
+        MLflow tasks are on."""
         if settings["mlflow_tasks_on"] == "off":
             return {}
-        mlflow = config.read(self.loader, "mlflow")
+        loader, tasks_env = self.loader, settings["kedro_env"] or self.env
+        if tasks_env != self.env:
+            loader = config.project_loader(project_dir(), tasks_env)
+        mlflow = config.read(loader, "mlflow")
+        if tasks_env != self.env:  # the session's `${globals:}` again
+            config.project_loader(project_dir(), self.env)
         uri = (mlflow.get("server") or {}).get("mlflow_tracking_uri")
-        where = config.origin(self.loader, "mlflow", "server", "mlflow_tracking_uri")
+        where = config.origin(loader, "mlflow", "server", "mlflow_tracking_uri")
         if not mlflow:
             raise PlanError(
                 f"{self.origin('default', 'mlflow_tasks_on')}: `mlflow_tasks_on` is "
@@ -249,7 +255,7 @@ class DagSettings(Mapping[str, Any]):
         )
         if not isinstance(experiment, str) or not experiment:
             raise PlanError(
-                f"{config.origin(self.loader, 'mlflow', 'tracking')}: "
+                f"{config.origin(loader, 'mlflow', 'tracking')}: "
                 "`tracking.experiment.name` must name the DAG runs' MLflow experiment."
             )
         return {
