@@ -14,6 +14,7 @@ check the pipeline registry runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -236,12 +237,9 @@ class DagSettings(Mapping[str, Any]):
         MLflow tasks are on."""
         if settings["mlflow_tasks_on"] == "off":
             return {}
-        loader, tasks_env = self.loader, settings["kedro_env"] or self.env
-        if tasks_env != self.env:
-            loader = config.project_loader(project_dir(), tasks_env)
-        mlflow = config.read(loader, "mlflow")
-        if tasks_env != self.env:  # the session's `${globals:}` again
-            config.project_loader(project_dir(), self.env)
+        tasks_env = settings["kedro_env"] or self.env
+        with environment(tasks_env, self.env, self.loader) as loader:
+            mlflow = config.read(loader, "mlflow")
         uri = (mlflow.get("server") or {}).get("mlflow_tracking_uri")
         where = config.origin(loader, "mlflow", "server", "mlflow_tracking_uri")
         if not mlflow:
@@ -310,15 +308,28 @@ class DagHooks:
         env = context.env or loader.default_run_env
 
         def catalog(tasks_env: str) -> dict[str, Any]:
-            if tasks_env == env:
-                return loader["catalog"]
-            other = config.project_loader(project_dir(), tasks_env)["catalog"]
-            config.project_loader(project_dir(), env)  # the session's `${globals:}`
-            return other
+            with environment(tasks_env, env, loader) as tasks_loader:
+                return tasks_loader["catalog"]
 
         settings = DagSettings(loader, pipelines, catalog)
         if settings.raw:
             loader["airflow"] = settings
+
+
+@contextlib.contextmanager
+def environment(
+    env: str, session_env: str, session_loader: AbstractConfigLoader
+) -> Iterator[AbstractConfigLoader]:
+    """The config loader of ``env``, which the tasks may run with rather than the
+    session's: the session's own if it is that, else a new one, after which the
+    session's is made again (each loader points ``${globals:}`` at its own globals)."""
+    if env == session_env:
+        yield session_loader
+        return
+    try:
+        yield config.project_loader(project_dir(), env)
+    finally:
+        config.project_loader(project_dir(), session_env)
 
 
 def _raw_settings(loader: AbstractConfigLoader) -> dict[str, Any]:
