@@ -77,7 +77,10 @@ def create_pipeline() -> Pipeline:
 '''
 # Outside `__default__`, which sums the pipelines of pipelines/: registered on its own.
 REGISTER = '    pipelines["bench"] = bench_pipeline.create_pipeline()\n'
-CATALOG = "bench_{n}:\n  type: pickle.PickleDataset\n  filepath: data/bench/{n}.pkl\n"
+# Ours writes each DAG run's data in the run's own folder (its generation refuses
+# less); kedro-airflow's project has no such resolver.
+CATALOG = "bench_{n}:\n  type: pickle.PickleDataset\n  filepath: ${dag_run:${globals:data_root}}/bench/{n}.pkl\n"
+PLAIN_CATALOG = "bench_{n}:\n  type: pickle.PickleDataset\n  filepath: data/bench/{n}.pkl\n"
 # kedro-airflow's own project: Kedro's starter registry and defaults, with the same
 # config loader arguments.
 PLAIN_REGISTRY = f'''"""Kedro's starter registry, and the benchmark's pipeline."""
@@ -175,7 +178,7 @@ def prepare(project: Path, plain: bool) -> None:
     """Give the bake the synthetic pipeline; make the plain one kedro-airflow's."""
     package = project / "src" / PACKAGE
     (package / "bench_pipeline.py").write_text(SYNTHETIC)
-    (project / "conf/local/catalog_bench.yml").write_text(CATALOG)
+    (project / "conf/local/catalog_bench.yml").write_text(PLAIN_CATALOG if plain else CATALOG)
     registry = package / "pipeline_registry.py"
     if plain:  # no registry check, no deployment pipelines, no hooks, no airflow.yml
         registry.write_text(PLAIN_REGISTRY)

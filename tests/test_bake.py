@@ -211,7 +211,12 @@ def test_every_yaml_file_parses(baked):
 def test_gcp_environment_puts_every_persisted_dataset_on_the_bucket(baked):
     answers, project = baked
     catalog = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
-    assert all(entry["filepath"].startswith("${globals:data_root}/") for entry in catalog.values())
+    # What the nodes write goes to the DAG run's own folder below data_root (test_plan, test_image).
+    raw = {name for name, entry in catalog.items() if "/01_raw/" in entry["filepath"]}
+    assert raw == {"companies", "reviews", "shuttles"}
+    assert all(catalog[name]["filepath"].startswith("${globals:data_root}/01_raw/") for name in raw)
+    written = [entry["filepath"] for name, entry in catalog.items() if name not in raw]
+    assert written and all(path.startswith("${dag_run:${globals:data_root}}/") for path in written)
     assert yaml.safe_load((project / "conf/base/globals.yml").read_text()) == {"data_root": "data"}
     bucket = answers.get("data_bucket", f"{TEMPLATE['gcp_project_id']}-{project.name}")
     gcp = yaml.safe_load((project / "conf/gcp/globals.yml").read_text())

@@ -104,6 +104,15 @@ REFUSED = {
         "Pipeline `__default__`: dataset `X_train` goes from task `split` to task `train_model_node` but is a "
         "MemoryDataset in environment `lost`, so it would be lost between the pods.",
     ),
+    "shared": (
+        {
+            "catalog.yml": "X_train:\n  type: pickle.PickleDataset\n  filepath: data/05_model_input/X_train.pickle\n",
+            "mlflow.yml": f"server:\n  mlflow_tracking_uri: {LOCAL_MLFLOW}\n",
+        },
+        "Pipeline `__default__`: dataset `X_train` goes from task `split` to task `train_model_node` but its "
+        "filepath in environment `shared`, data/05_model_input/X_train.pickle, is the same for every DAG run, "
+        "so runs that overlap would overwrite each other's copy. Start it with ${dag_run:${globals:data_root}}/",
+    ),
 }
 
 # Hostile input: Kedro checks node names and tags, not namespaces, so a namespace
@@ -163,7 +172,7 @@ def create_pipeline(**kwargs) -> Pipeline:
 HOSTILE_CATALOG = """
 hostile_prepared:  # crosses from one task to another (tests/test_dags.py)
   type: pickle.PickleDataset
-  filepath: ${globals:data_root}/02_intermediate/hostile_prepared.pkl
+  filepath: ${dag_run:${globals:data_root}}/02_intermediate/hostile_prepared.pkl
 """
 # Folder: (Kedro environment, pipelines, --params) of the hostile bake.
 HOSTILE_VARIANTS = {
@@ -587,6 +596,7 @@ def test_one_mlflow_run_wraps_every_dag_run(loaded, dags, plans, project, name):
             "MLFLOW_EXPERIMENT_NAME": "spaceflights",
             "AIRFLOW_DAG_ID": plan["dag_id"],
             "AIRFLOW_RUN_ID": dag["render_run_id"],
+            "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
         } | ({"MLFLOW_IAP_AUDIENCE": audience} if audience else {})
         for task_id, task in tasks.items():
             assert task["upstream"] == (sorted(a for a, b in plan["edges"] if b == task_id) or [START])
@@ -623,7 +633,13 @@ def test_with_mlflow_off_the_tasks_track_nothing(loaded, dags, plans):
     assert dag["user_defined_macros"] == []
     for task_id, task in dag["tasks"].items():
         assert task["upstream"] == sorted(a for a, b in plan["edges"] if b == task_id)
-        assert task["env"] == {"KEDRO_MLFLOW": "off"}, task_id  # kedro-mlflow off in the pods
+        # kedro-mlflow off in the pods, which still know their DAG run (for its data folder).
+        assert task["env"] == {
+            "KEDRO_MLFLOW": "off",
+            "AIRFLOW_DAG_ID": plan["dag_id"],
+            "AIRFLOW_RUN_ID": dag["render_run_id"],
+            "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
+        }, task_id
 
 
 def test_the_local_dag_runs_the_plans_commands_in_the_project(loaded, dags, plans, project):
@@ -708,7 +724,7 @@ def test_a_bad_setting_or_a_lost_dataset_names_the_file_and_stops_generation(gen
     message = REFUSED[name][1]
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 1, output
-    if name != "lost":
+    if name not in {"lost", "shared"}:  # those name the dataset
         assert f"conf/{name}/airflow.yml: {message}" in output
     else:
         assert message in output

@@ -60,6 +60,7 @@ def project_module(project: Path, name: str) -> ModuleType:
     path = project / f"src/{PACKAGE}_deploy/{name}.py"
     spec = importlib.util.spec_from_file_location(f"baked_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -228,24 +229,34 @@ def test_a_read_only_container_runs_one_task_into_the_dag_runs_mlflow_run(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Pipeline execution completed successfully" in result.stdout + result.stderr
-    written = data_bucket.blob(f"{PACKAGE}/02_intermediate/preprocessed_companies.parquet")
-    assert written.download_as_bytes().startswith(b"PAR1"), "the task writes its output to the bucket"
-    assert not data_bucket.blob(f"{PACKAGE}/02_intermediate/preprocessed_shuttles.parquet").exists()
+    folder = f"{PACKAGE}/{project_module(project, 'plan').dag_run_prefix(env['AIRFLOW_DAG_ID'], 'manual__1')}"
+    written = data_bucket.blob(f"{folder}/02_intermediate/preprocessed_companies.parquet")
+    assert written.download_as_bytes().startswith(b"PAR1"), "the task writes its output in its run's folder"
+    assert not data_bucket.blob(f"{folder}/02_intermediate/preprocessed_shuttles.parquet").exists()
+    assert not list(data_bucket.list_blobs(prefix=f"{PACKAGE}/02_intermediate/")), "nothing outside it"
     tags = {tag["key"]: tag["value"] for tag in tracked["data"]["tags"]}
     assert "preprocess_companies_node" in tags["node_names"], "the pod logged into the DAG run's run"
     assert tags["mlflow.runName"] == "manual__1", "the run keeps the DAG run's name"
+    assert tags["data_folder"] == f"gs://{data_bucket.name}/{folder}", "the run says where its data went"
     assert end.returncode == 0, end.stdout + end.stderr
     assert ended["info"]["status"] == "FAILED" and ended["info"]["end_time"]
 
 
 @pytest.mark.slow
-def test_with_mlflow_off_a_read_only_container_runs_a_task_and_tracks_nothing(built, emulator, data_bucket):
+def test_with_mlflow_off_the_tasks_of_a_run_hand_their_data_over_in_its_folder(project, built, emulator, data_bucket):
     # What a DAG with mlflow_tasks_on: off gives its pods; no MLflow server anywhere.
-    env = {"KEDRO_MLFLOW": "off", "STORAGE_EMULATOR_HOST": emulator}
-    result = pod(built, *KEDRO_RUN, "--nodes", "preprocess_shuttles_node", env=env)
+    dag_run = {"AIRFLOW_DAG_ID": "spaceflights-__default__-gcp", "AIRFLOW_RUN_ID": "manual__2026-12-04T10:00:00+00:00"}
+    env = {"KEDRO_MLFLOW": "off", "STORAGE_EMULATOR_HOST": emulator} | dag_run
+    first = pod(built, *KEDRO_RUN, "--nodes", "preprocess_companies_node,preprocess_shuttles_node", env=env)
+    second = pod(built, *KEDRO_RUN, "--nodes", "create_model_input_table_node", env=env)
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert data_bucket.blob(f"{PACKAGE}/02_intermediate/preprocessed_shuttles.parquet").exists()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    folder = f"{PACKAGE}/{project_module(project, 'plan').dag_run_prefix(*dag_run.values())}"
+    assert data_bucket.blob(f"{folder}/03_primary/model_input_table.parquet").exists()
+    assert not list(data_bucket.list_blobs(prefix=f"{PACKAGE}/03_primary/")), "nothing outside the run's folder"
+    raw = {blob.name for blob in data_bucket.list_blobs(prefix=f"{PACKAGE}/01_raw/")}
+    assert len(raw) == 3, "the raw data is read from its usual place, and left there"
 
 
 @pytest.mark.slow

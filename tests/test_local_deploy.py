@@ -121,6 +121,11 @@ def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, defa
     expected = flattened(store["parameters"])
     assert expected and tracked["params"].items() >= expected.items()
     assert tracked["models"] == ["regressor"]
+    # The run's data is in its own folder, which its MLflow run names; none outside it.
+    folder = project / tracked["tags"]["data_folder"]
+    assert folder.parent == project / "data/runs/spaceflights-__default__-local"
+    assert (folder / "08_reporting/metrics.json").exists() and any((folder / "06_models").rglob("*.pickle"))
+    assert not (project / "data/03_primary/model_input_table.parquet").exists()
 
     # The summary says the same, with each task's duration and the run's address.
     assert dag_run["mlflow"]["run_id"] == tracked["run_id"]
@@ -147,7 +152,7 @@ def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_
         replaced(nodes, train, fail_once),
         replaced(nodes, evaluate, f'{evaluate}    raise RuntimeError("evaluation is broken")\n'),
     ):
-        result = deploy(project, "--pipelines", "data_science")
+        result = deploy(project)  # each DAG run on its own data: the whole pipeline
     assert result.returncode != 0
     log = (project / "build/local/dag-run.log").read_text()
     assert marker.exists() and "the first try fails" in log and "evaluation is broken" in log
@@ -157,5 +162,5 @@ def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_
     assert states["train_model_node"] == "success"  # on its retry
     assert states["evaluate_model_node"] == "failed"
     assert states["end_mlflow_run"] == "success"  # the teardown ran, and did not hide the failure
-    (tracked,) = runs_of(mlflow_store(project, "data_science"), dag_run["run_id"])
+    (tracked,) = runs_of(mlflow_store(project), dag_run["run_id"])
     assert tracked["status"] == "FAILED" and tracked["end_time"]

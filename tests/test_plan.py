@@ -373,3 +373,30 @@ def test_plans_of_random_pipelines_keep_every_node_and_edge(nodes):
 def test_without_grouping_every_node_is_a_task(nodes):
     result = plan(nodes, grouping=False)
     assert [t.nodes for t in result.tasks] == [(n.name,) for n in sorted(nodes, key=lambda n: int(n.name[1:]))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80))
+def test_a_dag_runs_folder_is_path_safe_and_its_own(dag_id, run_id):
+    prefix = plan_module.dag_run_prefix(dag_id, run_id)
+    parts = prefix.split("/")
+    assert len(parts) == 3 and parts[0] == "runs"
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", part) and part not in {".", ".."} for part in parts)
+    # Ids that become the same characters still get folders of their own.
+    other = dag_id + ":" if dag_id.endswith("-") else dag_id + "-"
+    assert plan_module.dag_run_prefix(other, run_id) != prefix
+
+
+def test_an_airflow_run_id_keeps_its_readable_parts():
+    prefix = plan_module.dag_run_prefix("spaceflights", "scheduled__2026-12-04T00:00:00+00:00")
+    assert prefix.startswith("runs/spaceflights/scheduled__2026-12-04T00-00-00-00-00-")
+    assert plan_module.dag_run_prefix("spaceflights", "manual_1") == "runs/spaceflights/manual_1"
+
+
+def test_only_a_task_of_a_dag_run_gets_a_folder_of_its_own(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_DAG_ID", raising=False)
+    monkeypatch.delenv("AIRFLOW_RUN_ID", raising=False)
+    assert plan_module.dag_run_root("gs://bucket/project") == "gs://bucket/project"
+    monkeypatch.setenv("AIRFLOW_DAG_ID", "spaceflights")
+    monkeypatch.setenv("AIRFLOW_RUN_ID", "manual_1")
+    assert plan_module.dag_run_root("gs://bucket/project/") == "gs://bucket/project/runs/spaceflights/manual_1"

@@ -26,6 +26,7 @@ DISABLE_HOOKS_FOR_PLUGINS = hooks.disabled_plugins(mlflow=False)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # ${oc.env:...} in conf/ reads an environment variable (MLFLOW_TRACKING_URI).
-    "custom_resolvers": {"oc.env": oc.env},
+    # ${oc.env:...} in conf/ reads an environment variable (MLFLOW_TRACKING_URI);
+    # ${dag_run:...}, a DAG run's own data folder (conf/base/globals.yml).
+    "custom_resolvers": {"oc.env": oc.env, **hooks.RESOLVERS},
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -33,9 +34,12 @@ from kedro.framework.project import find_pipelines, pipelines
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 from kedro.pipeline import Pipeline
 from kedro.utils import find_kedro_project
+from parse import parse
 
 from . import config, dags
 from .plan import (
+    DAG_INPUTS_VARIABLE,
+    DAG_RUN_VARIABLES,
     DEPLOY_SUFFIX,
     MLFLOW_START,
     NodeSpec,
@@ -43,6 +47,8 @@ from .plan import (
     PlanError,
     check_settings,
     check_tracking_uri,
+    dag_run_prefix,
+    dag_run_root,
     make_plan,
 )
 
@@ -52,6 +58,7 @@ DEPLOY_PACKAGE = __name__.rpartition(".")[0]
 PACKAGE = DEPLOY_PACKAGE.removesuffix(DEPLOY_SUFFIX)
 MEMORY_DATASETS = {"MemoryDataset", "SharedMemoryDataset"}
 RUNTIME_PATTERNS = {"{default}": {"type": "MemoryDataset"}}
+CHECK_RUN_ID = "check"  # the run id of the DAG run the catalog check resolves for
 # A DAG's tasks run with KEDRO_MLFLOW=off when its MLflow tasks are off: no tracking.
 TRACKING_SWITCH = "KEDRO_MLFLOW"
 # Pipelines the deployment registers for its DAGs' own tasks: no DAG of their own.
@@ -75,6 +82,21 @@ def project_hooks(mlflow: bool) -> tuple[Any, ...]:
 def disabled_plugins(mlflow: bool) -> tuple[str, ...]:
     """settings.py's DISABLE_HOOKS_FOR_PLUGINS: kedro-mlflow, when it must not track."""
     return () if mlflow and tracking_on() else ("kedro_mlflow",)  # its metadata name
+
+
+def dag_run_resolver(root: str, *, _parent_: Any) -> str:
+    """``${dag_run:<root>}`` in the catalog entry of a dataset: in a task of a DAG
+    run, the run's own folder below ``root`` (plan.dag_run_root), unless the DAG's
+    pipeline takes the dataset from outside it; then, as anywhere else, ``root``."""
+    dataset = _parent_._key()
+    taken = json.loads(os.environ.get(DAG_INPUTS_VARIABLE) or "[]")
+    if dataset in taken or ("{" in dataset and any(parse(dataset, n) for n in taken)):
+        return root
+    return dag_run_root(root)
+
+
+# The resolvers settings.py registers: ${dag_run:<root>} (conf/base/catalog.yml).
+RESOLVERS = {"dag_run": dag_run_resolver}
 
 
 def project_pipelines() -> dict[str, Pipeline]:
@@ -163,7 +185,7 @@ class DagSettings(Mapping[str, Any]):
         self,
         loader: AbstractConfigLoader,
         registered: Mapping[str, Pipeline],
-        catalog: Callable[[str], dict[str, Any]] | None = None,
+        catalog: Callable[[str, Mapping[str, str]], dict[str, Any]] | None = None,
     ):
         self.loader, self.env = loader, loader.env or loader.default_run_env
         self.registered, self.catalog = registered, catalog
@@ -270,7 +292,14 @@ class DagSettings(Mapping[str, Any]):
         nodes = node_specs(self.registered[section])
         plan = make_plan(PACKAGE, section, self.env, nodes, settings)
         if self.catalog:
-            self.check_datasets(plan, self.catalog(plan.env))
+            # As a task of a DAG run of this plan resolves it (see dag_run_resolver).
+            dag_id, run_id = DAG_RUN_VARIABLES
+            dag_run = {
+                dag_id: plan.dag_id,
+                run_id: CHECK_RUN_ID,
+                DAG_INPUTS_VARIABLE: plan.inputs_json,
+            }
+            self.check_datasets(plan, self.catalog(plan.env, dag_run))
         for warning in plan.warnings:
             logger.warning(warning)
         self.plans[section] = plan
@@ -279,22 +308,36 @@ class DagSettings(Mapping[str, Any]):
     @staticmethod
     def check_datasets(plan: Plan, catalog: dict[str, Any]) -> None:
         """Raise unless every dataset crossing between tasks is persisted in the
-        environment the tasks run with (its ``catalog``): pods share nothing else."""
+        environment the tasks run with (its ``catalog``, as a task of a DAG run sees
+        it), pods sharing nothing else, and in the DAG run's own folder, so that
+        overlapping runs never overwrite each other's copy."""
         resolver = CatalogConfigResolver(
             _without_credentials(catalog), None, RUNTIME_PATTERNS
         )
-        lost = [
-            f"Pipeline `{plan.pipeline}`: dataset `{dataset}` goes from task "
-            f"`{upstream}` to task `{downstream}` but is a MemoryDataset in environment "
-            f"`{plan.env}`, so it would be lost between the pods. Declare it in "
-            f"conf/{plan.env}/catalog.yml or conf/base/catalog.yml, or put both nodes "
-            "in one group."
-            for dataset, upstream, downstream in plan.crossings
-            if str(resolver.resolve_pattern(dataset).get("type")).rpartition(".")[2]
-            in MEMORY_DATASETS
-        ]
-        if lost:
-            raise PlanError("\n".join(lost))
+        folder = dag_run_prefix(plan.dag_id, CHECK_RUN_ID)
+        problems = []
+        for dataset, upstream, downstream in plan.crossings:
+            entry = resolver.resolve_pattern(dataset)
+            crossing = (
+                f"Pipeline `{plan.pipeline}`: dataset `{dataset}` goes from task "
+                f"`{upstream}` to task `{downstream}`"
+            )
+            if str(entry.get("type")).rpartition(".")[2] in MEMORY_DATASETS:
+                problems.append(
+                    f"{crossing} but is a MemoryDataset in environment `{plan.env}`, "
+                    "so it would be lost between the pods. Declare it in "
+                    f"conf/{plan.env}/catalog.yml or conf/base/catalog.yml, or put "
+                    "both nodes in one group."
+                )
+            elif isinstance(path := entry.get("filepath"), str) and folder not in path:
+                problems.append(
+                    f"{crossing} but its filepath in environment `{plan.env}`, "
+                    f"{path}, is the same for every DAG run, so runs that overlap "
+                    "would overwrite each other's copy. Start it with "
+                    "${dag_run:${globals:data_root}}/ (see conf/base/catalog.yml)."
+                )
+        if problems:
+            raise PlanError("\n".join(problems))
 
 
 class DagHooks:
@@ -307,8 +350,11 @@ class DagHooks:
         _session_loader[:] = [loader]  # before the registry first runs the check
         env = context.env or loader.default_run_env
 
-        def catalog(tasks_env: str) -> dict[str, Any]:
-            with environment(tasks_env, env, loader) as tasks_loader:
+        def catalog(tasks_env: str, variables: Mapping[str, str]) -> dict[str, Any]:
+            with (
+                _environment_variables(variables),
+                environment(tasks_env, env, loader) as tasks_loader,
+            ):
                 return tasks_loader["catalog"]
 
         settings = DagSettings(loader, pipelines, catalog)
@@ -330,6 +376,21 @@ def environment(
         yield config.project_loader(project_dir(), env)
     finally:
         config.project_loader(project_dir(), session_env)
+
+
+@contextlib.contextmanager
+def _environment_variables(variables: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``variables`` set, for as long as it lasts."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _raw_settings(loader: AbstractConfigLoader) -> dict[str, Any]:

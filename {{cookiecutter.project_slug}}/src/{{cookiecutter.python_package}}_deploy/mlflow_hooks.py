@@ -8,7 +8,8 @@ parameters. These hooks add what it cannot do across pods:
   ``model: <flavor>`` as a model of that MLflow flavor. The datasets themselves stay
   as declared, persisted where the next task reads them.
 - ``MlflowRunHooks``, in a task of a DAG run (``AIRFLOW_RUN_ID`` is set), finds the
-  DAG run's MLflow run by its tags and hands its id to kedro-mlflow; and, when the
+  DAG run's MLflow run by its tags and hands its id to kedro-mlflow, tags it with
+  the folder the run's data goes to (``data_folder``); and, when the
   DAG gives ``MLFLOW_IAP_AUDIENCE``, signs the requests to a server behind
   Identity-Aware Proxy: the mlflow package sends ``MLFLOW_TRACKING_TOKEN`` as a
   bearer token, which this keeps a fresh Google ID token of the pod's service account.
@@ -24,6 +25,10 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from .mlflow_runs import IdToken, from_environment, run_of
+from .plan import dag_run_root
+
+# The MLflow run's tag naming the folder its DAG run's data went to.
+DATA_FOLDER_TAG = "data_folder"
 
 
 class MlflowDatasetHooks:
@@ -64,6 +69,7 @@ class MlflowDatasetHooks:
 class MlflowRunHooks:
     def __init__(self) -> None:
         self.id_token: IdToken | None = None
+        self.data_folder: str | None = None
 
     def refresh(self) -> None:
         audience = os.environ.get("MLFLOW_IAP_AUDIENCE")
@@ -75,10 +81,19 @@ class MlflowRunHooks:
 
     # First: kedro-mlflow reaches the server as soon as the context exists.
     @hook_impl(tryfirst=True)
-    def after_context_created(self) -> None:
+    def after_context_created(self, context: Any) -> None:
         self.refresh()
-        if "AIRFLOW_RUN_ID" in os.environ and "MLFLOW_RUN_ID" not in os.environ:
+        if "AIRFLOW_RUN_ID" not in os.environ:
+            return
+        if "MLFLOW_RUN_ID" not in os.environ:
             os.environ["MLFLOW_RUN_ID"] = run_of(**from_environment())
+        data_root = context.config_loader["globals"].get("data_root")
+        self.data_folder = dag_run_root(str(data_root)) if data_root else None
+
+    @hook_impl(trylast=True)  # once kedro-mlflow has started (or resumed) the run
+    def before_pipeline_run(self) -> None:
+        if self.data_folder:
+            importlib.import_module("mlflow").set_tag(DATA_FOLDER_TAG, self.data_folder)
 
     @hook_impl(tryfirst=True)
     def before_node_run(self) -> None:  # tokens last an hour; nodes may run long

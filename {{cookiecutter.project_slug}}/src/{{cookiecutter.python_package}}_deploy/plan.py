@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import heapq
+import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -130,10 +132,18 @@ class Plan:
     edges: tuple[tuple[str, str], ...]  # (upstream id, downstream id)
     crossings: tuple[tuple[str, str, str], ...]  # (dataset, upstream id, downstream id)
     warnings: tuple[str, ...]
+    # The datasets the pipeline takes from outside it (no node of it writes them):
+    # its tasks read those from their usual place, not from the DAG run's folder.
+    inputs: tuple[str, ...] = ()
     # With MLflow on: the first task, which starts the DAG run's MLflow run, and the
     # last, which ends it; their commands are for pods (`mlflow_tasks_on: pod`).
     start: Task | None = None
     end: Task | None = None
+
+    @property
+    def inputs_json(self) -> str:
+        """``inputs`` as the DAG hands them to its tasks, in DAG_INPUTS_VARIABLE."""
+        return json.dumps(list(self.inputs))
 
     @property
     def pipeline_label(self) -> str:
@@ -374,9 +384,23 @@ def make_plan(
         edges=tuple((tasks[a].id, tasks[b].id) for a, b in edge_list),
         crossings=tuple(sorted(set(crossings))),
         warnings=tuple(warnings),
+        inputs=tuple(
+            sorted(
+                {
+                    dataset
+                    for node in nodes
+                    for dataset in node.inputs
+                    if dataset not in producer and not _is_parameters(dataset)
+                }
+            )
+        ),
         start=start,
         end=end,
     )
+
+
+def _is_parameters(dataset: str) -> bool:
+    return dataset == "parameters" or dataset.startswith("params:")
 
 
 def _mlflow_task(
@@ -468,6 +492,37 @@ def _pod_name(name: str) -> str:
     """A DNS-1123 label: lowercase letters, digits and `-`, alphanumeric at both ends."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "task"
     return _shorten(slug, POD_NAME_LENGTH, "-")
+
+
+# What a DAG gives each of its tasks: the DAG run they belong to, and the datasets
+# its pipeline takes from outside it (Plan.inputs_json).
+DAG_RUN_VARIABLES = ("AIRFLOW_DAG_ID", "AIRFLOW_RUN_ID")
+DAG_INPUTS_VARIABLE = "KEDRO_DAG_INPUTS"
+
+
+def dag_run_prefix(dag_id: str, run_id: str) -> str:
+    """Where the tasks of one DAG run hand their data to each other, below the data
+    root: ``runs/<DAG id>/<run id>``, each part path-safe (a part that had to change
+    keeps a hash of the original, so two runs never share a folder)."""
+    return "/".join(("runs", _path_part(dag_id), _path_part(run_id)))
+
+
+def dag_run_root(root: str) -> str:
+    """In a task of an Airflow DAG run (which has the DAG_RUN_VARIABLES),
+    ``<root>/runs/<DAG id>/<run id>``, the run's own folder; anywhere else ``<root>``
+    itself, so a `kedro run` reads and writes as ever."""
+    dag_id, run_id = (os.environ.get(name) for name in DAG_RUN_VARIABLES)
+    if not (dag_id and run_id):
+        return root
+    return f"{root.rstrip('/')}/{dag_run_prefix(dag_id, run_id)}"
+
+
+def _path_part(name: str) -> str:
+    """A folder name for a local disk and Cloud Storage alike: [A-Za-z0-9_.-]."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", name).strip(".")
+    if safe == name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".lstrip("-")
 
 
 def label_value(value: str) -> str:
