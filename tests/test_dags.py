@@ -27,7 +27,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT, bake, clean_env, require, run, uv
+from conftest import PROJECT_TEMPLATE, ROOT, bake, clean_env, require, run, uv
 from pod_security import restricted_violations
 
 pytestmark = pytest.mark.slow
@@ -598,6 +598,8 @@ def test_one_mlflow_run_wraps_every_dag_run(loaded, dags, plans, project, name):
             "AIRFLOW_RUN_ID": dag["render_run_id"],
             "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
         } | ({"MLFLOW_IAP_AUDIENCE": audience} if audience else {})
+        # What the run was triggered with: here, the defaults (a local run checks others).
+        run_env["KEDRO_DAG_PARAMS"] = json.dumps({key: param["value"] for key, param in dag["params"].items()})
         for task_id, task in tasks.items():
             assert task["upstream"] == (sorted(a for a, b in plan["edges"] if b == task_id) or [START])
             assert not (task["is_setup"] or task["is_teardown"] or task["do_xcom_push"])
@@ -634,12 +636,26 @@ def test_with_mlflow_off_the_tasks_track_nothing(loaded, dags, plans):
     for task_id, task in dag["tasks"].items():
         assert task["upstream"] == sorted(a for a, b in plan["edges"] if b == task_id)
         # kedro-mlflow off in the pods, which still know their DAG run (for its data folder).
-        assert task["env"] == {
+        env = dict(task["env"])
+        assert json.loads(env.pop("KEDRO_DAG_PARAMS")) == {key: param["value"] for key, param in dag["params"].items()}
+        assert env == {
             "KEDRO_MLFLOW": "off",
             "AIRFLOW_DAG_ID": plan["dag_id"],
             "AIRFLOW_RUN_ID": dag["render_run_id"],
             "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
         }, task_id
+
+
+def test_each_dag_declares_the_parameters_its_nodes_take_with_confs_values_and_types(loaded, dags):
+    options = yaml.safe_load((PROJECT_TEMPLATE / "conf/base/parameters_data_science.yml").read_text())["model_options"]
+    expected = {
+        "model_options.features": (options["features"], "array"),
+        "model_options.random_state": (options["random_state"], "integer"),
+        "model_options.test_size": (options["test_size"], "number"),
+    }
+    for pipeline, params in (("__default__", expected), ("data_science", expected), ("data_processing", {})):
+        dag = dag_of(loaded, dags["gcp"], pipeline)
+        assert {key: (param["value"], param["schema"].get("type")) for key, param in dag["params"].items()} == params
 
 
 def test_the_local_dag_runs_the_plans_commands_in_the_project(loaded, dags, plans, project):

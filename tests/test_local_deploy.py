@@ -1,8 +1,9 @@
 """The local deployment end to end: a real Airflow runs the whole DAG, each task a
 `kedro run` process, tracked by a real MLflow server (slow).
 
-One baked project serves the module, in order: the default deployment, then one
-where a task fails once and another always fails.
+One baked project serves the module, in order: the default deployment, triggered
+with parameters of its own, then one where a task fails once and another always
+fails, then one given a parameter the project has not.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.slow
 PROBES = Path(__file__).parent / "probes"
 KEDRO_TASKS = ["companies", "shuttles", "split", "train_model_node", "evaluate_model_node"]
 EXPECTED_METRICS = {"r2_score", "mae", "max_error"}
+# The parameters the default run is triggered with, over conf's (airflow dags test --conf).
+TRIGGERED = {"model_options.test_size": 0.3, "model_options.features": ["engines", "crew"]}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def replaced(path: Path, old: str, new: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def default_run(project) -> subprocess.CompletedProcess:
-    return deploy(project)
+    return deploy(project, "--conf", json.dumps(TRIGGERED))
 
 
 def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, default_run):
@@ -118,8 +121,8 @@ def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, defa
     assert tracked["status"] == "FINISHED" and tracked["end_time"]
     assert set(tracked["metrics"]) == EXPECTED_METRICS
     assert tracked["metrics"]["r2_score"] > 0.3
-    expected = flattened(store["parameters"])
-    assert expected and tracked["params"].items() >= expected.items()
+    expected = flattened(store["parameters"]) | {key: str(value) for key, value in TRIGGERED.items()}
+    assert expected and tracked["params"].items() >= expected.items(), "the run's own parameters"
     assert tracked["models"] == ["regressor"]
     # The run's data is in its own folder, which its MLflow run names; none outside it.
     folder = project / tracked["tags"]["data_folder"]
@@ -164,3 +167,16 @@ def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_
     assert states["end_mlflow_run"] == "success"  # the teardown ran, and did not hide the failure
     (tracked,) = runs_of(mlflow_store(project), dag_run["run_id"])
     assert tracked["status"] == "FAILED" and tracked["end_time"]
+
+
+def test_a_run_given_an_unknown_parameter_stops_in_its_first_tasks_naming_it(project, default_run):
+    written_before = set((project / "data/runs").rglob("*.*"))
+    result = deploy(project, "--conf", json.dumps({"model_options.tst_size": 0.3}))
+
+    assert result.returncode != 0
+    log = (project / "build/local/dag-run.log").read_text()
+    assert "`model_options.tst_size` is not a parameter of this project" in log
+    dag_run = report(project)
+    states = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
+    assert (states["companies"], states["shuttles"], states["split"]) == ("failed", "failed", "upstream_failed")
+    assert set((project / "data/runs").rglob("*.*")) == written_before, "no node ran"

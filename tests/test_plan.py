@@ -400,3 +400,51 @@ def test_only_a_task_of_a_dag_run_gets_a_folder_of_its_own(monkeypatch):
     monkeypatch.setenv("AIRFLOW_DAG_ID", "spaceflights")
     monkeypatch.setenv("AIRFLOW_RUN_ID", "manual_1")
     assert plan_module.dag_run_root("gs://bucket/project/") == "gs://bucket/project/runs/spaceflights/manual_1"
+
+
+PARAMETERS = {
+    "model_options": {"test_size": 0.2, "random_state": 3, "features": ["engines", "crew"], "scale": True},
+    "label": None,
+    "unused": {"x": "y"},
+}
+
+
+def test_a_dag_run_can_be_given_the_leaves_of_the_parameters_its_nodes_take():
+    leaves = plan_module.dag_params(PARAMETERS, ["params:model_options", "companies", "params:label"])
+    assert leaves == {
+        "label": None,
+        "model_options.features": ["engines", "crew"],
+        "model_options.random_state": 3,
+        "model_options.scale": True,
+        "model_options.test_size": 0.2,
+    }
+    assert plan_module.dag_params(PARAMETERS, ["params:model_options.test_size"]) == {"model_options.test_size": 0.2}
+    assert "unused.x" in plan_module.dag_params(PARAMETERS, ["parameters"])
+    types = {key: plan_module.param_type(value) for key, value in leaves.items()}
+    assert types == {
+        "label": None,  # null in conf: any value
+        "model_options.features": "array",
+        "model_options.random_state": "integer",
+        "model_options.scale": "boolean",
+        "model_options.test_size": "number",
+    }
+
+
+def test_the_parameters_a_run_is_given_become_nested_values_over_confs():
+    conf = plan_module.dag_params(PARAMETERS, ["parameters"])
+    given = {"model_options.test_size": 1, "model_options.features": ["a, b", "{{ 7*7 }}"], "label": {"x": 1}}
+    assert plan_module.check_dag_params(given, conf) == {
+        "model_options": {"test_size": 1, "features": ["a, b", "{{ 7*7 }}"]},  # an int is a number
+        "label": {"x": 1},
+    }
+
+
+def test_a_wrong_type_or_an_unknown_parameter_is_refused_naming_it_and_what_was_expected():
+    conf = plan_module.dag_params(PARAMETERS, ["parameters"])
+    given = {"model_options.test_size": "0.3", "model_options.random_state": True, "model_options.tst_size": 0.3}
+    with pytest.raises(PlanError) as refused:
+        plan_module.check_dag_params(given, conf)
+    message = str(refused.value)
+    assert '`model_options.test_size` is "0.3": expected number (conf\'s value is 0.2).' in message
+    assert "`model_options.random_state` is true: expected integer (conf's value is 3)." in message
+    assert "`model_options.tst_size` is not a parameter of this project; its parameters are label," in message

@@ -113,7 +113,7 @@ def task_report(dag, task) -> dict:
         "render_error": None,
     }
     # As a run renders them before it executes (strict: an unknown name fails).
-    context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag}
+    context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag, "params": dag.params}
     try:
         task.render_template_fields(context, jinja_env=dag.get_template_env())
     except Exception as error:  # a value read as a template, or as a template's file name
@@ -163,6 +163,7 @@ def load(folder: Path) -> dict:
             "user_defined_macros": sorted(dag.user_defined_macros or {}),
             "serialization_error": serialized(dag),
             "render_run_id": RUN_ID,  # the run id of the rendered values
+            "params": {key: dag.params.get_param(key).dump() for key in dag.params},
             "tasks": {task.task_id: task_report(dag, task) for task in dag.tasks},
         }
     return report

@@ -60,9 +60,14 @@ def deploy(project: Path, args: argparse.Namespace, rest: list[str]) -> int:
             action="store_true",
             help="leave MLflow and the Airflow UI running afterwards",
         )
+        local.add_argument(
+            "--conf",
+            metavar="JSON",
+            help='the run\'s parameters, {"model_options.test_size": 0.3}',
+        )
         options = local.parse_args(rest)
         return Local(project, env or "local").deploy(
-            options.pipelines, options.keep_running
+            options.pipelines, options.keep_running, options.conf
         )
     composer = argparse.ArgumentParser(prog="nox -s deploy -- --target composer")
     composer.add_argument("--pipelines", default="__default__", help="comma-separated")

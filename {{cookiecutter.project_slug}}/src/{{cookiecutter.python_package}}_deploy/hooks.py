@@ -39,17 +39,21 @@ from parse import parse
 from . import config, dags
 from .plan import (
     DAG_INPUTS_VARIABLE,
+    DAG_PARAMS_VARIABLE,
     DAG_RUN_VARIABLES,
     DEPLOY_SUFFIX,
     MLFLOW_START,
     NodeSpec,
     Plan,
     PlanError,
+    check_dag_params,
     check_settings,
     check_tracking_uri,
+    dag_params,
     dag_run_prefix,
     dag_run_root,
     make_plan,
+    param_type,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,10 +189,11 @@ class DagSettings(Mapping[str, Any]):
         self,
         loader: AbstractConfigLoader,
         registered: Mapping[str, Pipeline],
-        catalog: Callable[[str, Mapping[str, str]], dict[str, Any]] | None = None,
+        tasks_config: Callable[[str, str, Mapping[str, str]], dict[str, Any]]
+        | None = None,
     ):
         self.loader, self.env = loader, loader.env or loader.default_run_env
-        self.registered, self.catalog = registered, catalog
+        self.registered, self.tasks_config = registered, tasks_config
         self.raw = _raw_settings(loader)
         self.plans: dict[str, Plan] = {}
         if unknown := sorted(set(self.raw) - {"default", *registered}):
@@ -217,12 +222,26 @@ class DagSettings(Mapping[str, Any]):
             )
         settings = self.settings(section)
         values = settings | self.tracking(settings) | {"package": PACKAGE}
+        plan = self.plan(section)
         return {
             "settings": SimpleNamespace(**values),
-            "plan": self.plan(section),
+            "plan": plan,
+            "params": self.params(plan),
             "helper": dags.helper_module(),
             **dags.TEMPLATE_FUNCTIONS,
         }
+
+    def params(self, plan: Plan) -> list[tuple[str, Any, str | None]]:
+        """(dotted key, conf's value, JSON-schema type) of each parameter the plan's
+        nodes take, as the environment its tasks run with has them."""
+        if not self.tasks_config:
+            return []
+        parameters = self.tasks_config(plan.env, "parameters", {})
+        nodes = self.registered[plan.pipeline].nodes
+        leaves = dag_params(
+            parameters, [name for node in nodes for name in node.inputs]
+        )
+        return [(key, value, param_type(value)) for key, value in leaves.items()]
 
     def __iter__(self) -> Iterator[str]:
         return iter(["default", *self.registered])
@@ -291,7 +310,7 @@ class DagSettings(Mapping[str, Any]):
         settings = self.settings(section)
         nodes = node_specs(self.registered[section])
         plan = make_plan(PACKAGE, section, self.env, nodes, settings)
-        if self.catalog:
+        if self.tasks_config:
             # As a task of a DAG run of this plan resolves it (see dag_run_resolver).
             dag_id, run_id = DAG_RUN_VARIABLES
             dag_run = {
@@ -299,7 +318,7 @@ class DagSettings(Mapping[str, Any]):
                 run_id: CHECK_RUN_ID,
                 DAG_INPUTS_VARIABLE: plan.inputs_json,
             }
-            self.check_datasets(plan, self.catalog(plan.env, dag_run))
+            self.check_datasets(plan, self.tasks_config(plan.env, "catalog", dag_run))
         for warning in plan.warnings:
             logger.warning(warning)
         self.plans[section] = plan
@@ -350,16 +369,24 @@ class DagHooks:
         _session_loader[:] = [loader]  # before the registry first runs the check
         env = context.env or loader.default_run_env
 
-        def catalog(tasks_env: str, variables: Mapping[str, str]) -> dict[str, Any]:
+        def tasks_config(
+            tasks_env: str, kind: str, variables: Mapping[str, str]
+        ) -> dict[str, Any]:
             with (
                 _environment_variables(variables),
                 environment(tasks_env, env, loader) as tasks_loader,
             ):
-                return tasks_loader["catalog"]
+                return tasks_loader[kind]
 
-        settings = DagSettings(loader, pipelines, catalog)
+        settings = DagSettings(loader, pipelines, tasks_config)
         if settings.raw:
             loader["airflow"] = settings
+        if DAG_PARAMS_VARIABLE in os.environ:  # a task of a DAG run: its parameters
+            given = json.loads(os.environ[DAG_PARAMS_VARIABLE])
+            conf = dag_params(loader["parameters"], ["parameters"])
+            loader.runtime_params = _merged(
+                loader.runtime_params or {}, check_dag_params(given, conf)
+            )
 
 
 @contextlib.contextmanager
@@ -376,6 +403,16 @@ def environment(
         yield config.project_loader(project_dir(), env)
     finally:
         config.project_loader(project_dir(), session_env)
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``, key by key in nested mappings."""
+    merged = dict(base)
+    for key, value in over.items():
+        inner = merged.get(key)
+        both = isinstance(inner, Mapping) and isinstance(value, Mapping)
+        merged[key] = _merged(inner, value) if both else value
+    return merged
 
 
 @contextlib.contextmanager

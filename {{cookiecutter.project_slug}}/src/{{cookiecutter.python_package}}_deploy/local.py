@@ -248,14 +248,16 @@ class Local:
             ids += report["dags"]
         return ids
 
-    def dag_run(self, dag_id: str) -> tuple[str, str]:
-        """Run the DAG once, saying which tasks start and end; return (run id, state)."""
+    def dag_run(self, dag_id: str, conf: str | None = None) -> tuple[str, str]:
+        """Run the DAG once (triggered with the JSON ``conf``, its parameters), saying
+        which tasks start and end; return (run id, state)."""
         log = self.home / "dag-run.log"
         started = {}
         found = None
         with log.open("w") as out:
             process = subprocess.Popen(
-                [self.airflow_bin / "airflow", "dags", "test", dag_id],
+                [self.airflow_bin / "airflow", "dags", "test", dag_id]
+                + (["--conf", conf] if conf else []),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -298,12 +300,14 @@ class Local:
             "url": f"{uri}/#/experiments/{experiment_id}/runs/{info['run_id']}",
         }
 
-    def run_and_report(self, dag_id: str, mlflow_uri: str | None) -> dict:
+    def run_and_report(
+        self, dag_id: str, mlflow_uri: str | None, conf: str | None = None
+    ) -> dict:
         step(
             6,
             f"One DAG run of {dag_id} (airflow dags test; log build/local/dag-run.log)",
         )
-        run_id, state = self.dag_run(dag_id)
+        run_id, state = self.dag_run(dag_id, conf)
         tasks = self.airflow_json("tasks", "states-for-dag-run", dag_id, run_id)
         report = {
             "dag_id": dag_id,
@@ -340,7 +344,9 @@ class Local:
             print(f"MLflow UI   {mlflow_uri}")
         return [server.pid]
 
-    def deploy(self, pipelines: str, leave_running: bool) -> int:
+    def deploy(
+        self, pipelines: str, leave_running: bool, conf: str | None = None
+    ) -> int:
         self.home.mkdir(parents=True, exist_ok=True)
         self.prepare_environments()
         step(3, "An MLflow server on 127.0.0.1")
@@ -352,7 +358,7 @@ class Local:
         kept: list[int] = []
         try:
             dag_ids = self.prepare_dags(pipelines, uri)
-            reports = [self.run_and_report(dag_id, uri) for dag_id in dag_ids]
+            reports = [self.run_and_report(dag_id, uri, conf) for dag_id in dag_ids]
             self.report.write_text(
                 json.dumps({"mlflow_uri": uri, "runs": reports}, indent=2) + "\n"
             )

@@ -525,6 +525,84 @@ def _path_part(name: str) -> str:
     return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".lstrip("-")
 
 
+# The parameters a DAG run is triggered with reach every task in this variable: a
+# JSON object of dotted keys (model_options.test_size), as Airflow resolved them.
+DAG_PARAMS_VARIABLE = "KEDRO_DAG_PARAMS"
+# The JSON-schema type of a parameter, by the type of its value in conf/ (bool first:
+# it is an int too). A parameter whose value is null takes any value.
+PARAM_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def param_type(value: Any) -> str | None:
+    return next((name for kind, name in PARAM_TYPES if isinstance(value, kind)), None)
+
+
+def dag_params(parameters: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
+    """The parameters a DAG run can be given: the leaves (numbers, strings, lists...)
+    of those its nodes take (``params:<key>`` inputs, or all of ``parameters``), by
+    dotted key, with their values in ``parameters`` (conf's)."""
+    leaves: dict[str, Any] = {}
+    for name in sorted(set(used)):
+        if name == "parameters":
+            leaves |= _leaves(parameters, "")
+        elif name.startswith("params:"):
+            key = name.removeprefix("params:")
+            value: Any = parameters
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            leaves |= _leaves(value, key)
+    return dict(sorted(leaves.items()))
+
+
+def _leaves(value: Any, key: str) -> dict[str, Any]:
+    if not (isinstance(value, Mapping) and value):
+        return {key: value}
+    found: dict[str, Any] = {}
+    for name, inner in value.items():
+        found |= _leaves(inner, f"{key}.{name}" if key else str(name))
+    return found
+
+
+def check_dag_params(given: Mapping[str, Any], conf: Mapping[str, Any]) -> dict:
+    """The parameters a DAG run was triggered with (``given``, by dotted key), as
+    nested values over conf's; raise ``PlanError`` naming each unknown key and each
+    value of the wrong type, and what was expected."""
+    problems = []
+    for key, value in given.items():
+        if key not in conf:
+            problems.append(
+                f"`{key}` is not a parameter of this project; its parameters are "
+                f"{', '.join(conf) or '(none)'}."
+            )
+            continue
+        expected, got = param_type(conf[key]), param_type(value)
+        if expected and got != expected and (expected, got) != ("number", "integer"):
+            problems.append(
+                f"`{key}` is {json.dumps(value)}: expected {expected} (conf's value is "
+                f"{json.dumps(conf[key])})."
+            )
+    if problems:
+        raise PlanError(
+            "The parameters this DAG run was triggered with are wrong:\n"
+            + "\n".join(problems)
+        )
+    nested: dict[str, Any] = {}
+    for key, value in given.items():
+        *parents, last = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return nested
+
+
 def label_value(value: str) -> str:
     """A Kubernetes label value: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", value)[:63].strip("_.-")
