@@ -3,10 +3,13 @@ check the pipeline registry runs.
 
 - ``check_tagging`` makes every ``kedro run`` refuse a tagging that cannot make an
   Airflow DAG (see ``plan``).
-- ``DagHooks`` gives ``kedro airflow create`` each pipeline's checked task plan and
-  settings as the variables of the DAG template, after checking the settings, the
-  MLflow server, and that every dataset crossing from one task to another is
-  persisted: all of it before any DAG file is opened.
+- ``DagHooks`` gives ``kedro airflow create`` each pipeline's checked task plan,
+  settings and parameters as the variables of the DAG template, after checking the
+  settings, the MLflow server, and that every dataset crossing from one task to
+  another is persisted in the DAG run's own folder: all of it before any DAG file
+  is opened. In a task of a DAG run it puts the parameters the run was triggered
+  with (``KEDRO_DAG_PARAMS``) over conf's, once checked.
+- ``RESOLVERS``: ``${dag_run:<root>}``, the catalog's folder of a DAG run's data.
 - MLflow (``project_hooks``, ``disabled_plugins``): kedro-mlflow tracks every run,
   unless the process runs with ``KEDRO_MLFLOW=off``, which a DAG gives its tasks
   when its MLflow tasks are off (``mlflow_tasks_on: off``).
