@@ -151,8 +151,13 @@ def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_
         '        raise RuntimeError("the first try fails")\n'
     )
     evaluate = '    """Score the model on the test set: R², mean absolute error, max error."""\n'
+    # The last node of the `split` group fails once too: its retry skips the first.
+    split_marker = tmp_path / "split-failed-once"
+    split = '    """Split the features and the price into training and test sets."""\n'
+    split_fails_once = fail_once.replace(train, split).replace(str(marker), str(split_marker))
     with (
         replaced(nodes, train, fail_once),
+        replaced(nodes, split, split_fails_once),
         replaced(nodes, evaluate, f'{evaluate}    raise RuntimeError("evaluation is broken")\n'),
     ):
         result = deploy(project)  # each DAG run on its own data: the whole pipeline
@@ -165,8 +170,14 @@ def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_
     assert states["train_model_node"] == "success"  # on its retry
     assert states["evaluate_model_node"] == "failed"
     assert states["end_mlflow_run"] == "success"  # the teardown ran, and did not hide the failure
+
     (tracked,) = runs_of(mlflow_store(project), dag_run["run_id"])
     assert tracked["status"] == "FAILED" and tracked["end_time"]
+    # The split group's retry ran its second node alone, on the table its first try wrote.
+    assert states["split"] == "success" and split_marker.exists()
+    assert "Skipping 1 nodes with existing outputs: create_model_input_table_node" in log
+    table = project / tracked["tags"]["data_folder"] / "03_primary/model_input_table.parquet"
+    assert table.stat().st_mtime <= split_marker.stat().st_mtime, "written by the first try, not again"
 
 
 def test_a_run_given_an_unknown_parameter_stops_in_its_first_tasks_naming_it(project, default_run):

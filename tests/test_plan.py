@@ -88,6 +88,7 @@ def test_spaceflights_groups_into_five_tasks_and_six_without_grouping():
     assert split.machine == "medium"
     assert split.command == (
         *("python", "-m", "kedro", "run", "--pipelines", "__default__", "--env", "gcp"),
+        "--only-missing-outputs",  # a retry resumes where the last try stopped
         *("--tags", "airflow.split"),
     )
     assert grouped.tasks[3].selection == ("--nodes", "train_model_node")

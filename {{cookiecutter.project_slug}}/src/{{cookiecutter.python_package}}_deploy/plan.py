@@ -319,7 +319,10 @@ def make_plan(
     if problems:
         raise PlanError("\n".join(problems))
 
+    # A retried (or cleared) task runs only the nodes whose outputs its DAG run's
+    # folder lacks: a group that failed at its last node does not redo the first.
     kedro_run = ("python", "-m", "kedro", "run", "--pipelines", pipeline, "--env", env)
+    kedro_run += ("--only-missing-outputs",)
     tasks = {}
     for label, group in members.items():
         asked = _machines_asked(group, settings, pipeline, problems)
