@@ -66,6 +66,13 @@ PACKAGE = DEPLOY_PACKAGE.removesuffix(DEPLOY_SUFFIX)
 MEMORY_DATASETS = {"MemoryDataset", "SharedMemoryDataset"}
 RUNTIME_PATTERNS = {"{default}": {"type": "MemoryDataset"}}
 CHECK_RUN_ID = "check"  # the run id of the DAG run the catalog check resolves for
+# The names of the variables a DAG gives its tasks, for the DAG template (plan.py's).
+TASK_VARIABLES = SimpleNamespace(
+    dag_id=DAG_RUN_VARIABLES[0],
+    run_id=DAG_RUN_VARIABLES[1],
+    inputs=DAG_INPUTS_VARIABLE,
+    params=DAG_PARAMS_VARIABLE,
+)
 # A DAG's tasks run with KEDRO_MLFLOW=off when its MLflow tasks are off: no tracking.
 TRACKING_SWITCH = "KEDRO_MLFLOW"
 # Pipelines the deployment registers for its DAGs' own tasks: no DAG of their own.
@@ -230,6 +237,7 @@ class DagSettings(Mapping[str, Any]):
             "settings": SimpleNamespace(**values),
             "plan": plan,
             "params": self.params(plan),
+            "variables": TASK_VARIABLES,
             "helper": dags.helper_module(),
             **dags.TEMPLATE_FUNCTIONS,
         }
