@@ -596,6 +596,7 @@ def test_one_mlflow_run_wraps_every_dag_run(loaded, dags, plans, project, name):
             "MLFLOW_EXPERIMENT_NAME": "spaceflights",
             "AIRFLOW_DAG_ID": plan["dag_id"],
             "AIRFLOW_RUN_ID": dag["render_run_id"],
+            "KEDRO_DAG_RUN_AFTER": dag["render_run_after"],
             "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
         } | ({"MLFLOW_IAP_AUDIENCE": audience} if audience else {})
         # What the run was triggered with: here, the defaults (a local run checks others).
@@ -642,6 +643,7 @@ def test_with_mlflow_off_the_tasks_track_nothing(loaded, dags, plans):
             "KEDRO_MLFLOW": "off",
             "AIRFLOW_DAG_ID": plan["dag_id"],
             "AIRFLOW_RUN_ID": dag["render_run_id"],
+            "KEDRO_DAG_RUN_AFTER": dag["render_run_after"],
             "KEDRO_DAG_INPUTS": json.dumps(plan["inputs"]),
         }, task_id
 
@@ -665,12 +667,13 @@ def test_the_local_dag_runs_the_plans_commands_in_the_project(loaded, dags, plan
     for task in plan["tasks"]:
         bash = dag["tasks"][task["id"]]
         assert bash["render_error"] is None
-        assert shlex.split(bash["bash_command"]) == task["command"]
+        # The project's interpreter, by its path, runs the plan's command.
+        assert shlex.split(bash["bash_command"]) == [str(project / ".venv/bin/python"), *task["command"][1:]]
         assert task["command"][:8] == ["python", "-m", "kedro", "run", "--pipelines", "__default__", "--env", "local"]
         assert (task["selected"], task["selected_env"]) == (sorted(task["nodes"]), "local")
         assert (bash["cwd"], bash["append_env"]) == (str(project), True)
         assert bash["env"]["VIRTUAL_ENV"] == str(project / ".venv")
-        assert bash["env"]["PATH"].split(os.pathsep)[0] == str(project / ".venv/bin")  # its python first
+        assert bash["env"]["PATH"].split(os.pathsep)[0] == str(project / ".venv/bin")  # its tools first
         assert f"| {task['id']} | local | {', '.join(task['nodes'])} |" in dag["doc_md"].splitlines()
 
 
@@ -793,8 +796,10 @@ def test_hostile_names_and_settings_stay_text(loaded, dags, plans, marker):
         for task in plan["tasks"]:
             report = dag["tasks"][task["id"]]
             assert report["render_error"] is None, task["id"]
-            command = report["pod"]["command"] if pods else shlex.split(report["bash_command"])
-            assert command == task["command"]
+            if pods:
+                assert report["pod"]["command"] == task["command"]
+            else:
+                assert shlex.split(report["bash_command"])[1:] == task["command"][1:]
             assert (task["selected"], task["selected_env"]) == (sorted(task["nodes"]), "hostile")
             machine = task["machine"] if pods else "local"
             assert f"| {task['id']} | {machine} | {cell(', '.join(task['nodes']))} |" in rows

@@ -15,7 +15,9 @@ builds from them.
 import importlib.metadata
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 try:  # Airflow 3.2 and later
     from airflow.dag_processing.dagbag import BundleDagBag
@@ -37,6 +39,7 @@ from kubernetes.client import ApiClient
 Serialization = getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
 
 RUN_ID = "manual__2026-11-26T08:30:12+00:00"
+RUN_AFTER = datetime(2026, 11, 26, 8, 30, 12, tzinfo=UTC)  # that run's
 VERSIONS = {
     name: importlib.metadata.version(name)
     for name in ("apache-airflow", "apache-airflow-providers-cncf-kubernetes", "apache-airflow-providers-google")
@@ -113,7 +116,13 @@ def task_report(dag, task) -> dict:
         "render_error": None,
     }
     # As a run renders them before it executes (strict: an unknown name fails).
-    context = {"ti": StandInTaskInstance(dag, task), "run_id": RUN_ID, "dag": dag, "params": dag.params}
+    context = {
+        "ti": StandInTaskInstance(dag, task),
+        "run_id": RUN_ID,
+        "dag_run": SimpleNamespace(run_id=RUN_ID, run_after=RUN_AFTER),
+        "dag": dag,
+        "params": dag.params,
+    }
     try:
         task.render_template_fields(context, jinja_env=dag.get_template_env())
     except Exception as error:  # a value read as a template, or as a template's file name
@@ -162,7 +171,8 @@ def load(folder: Path) -> dict:
             "owner": dag.default_args.get("owner"),
             "user_defined_macros": sorted(dag.user_defined_macros or {}),
             "serialization_error": serialized(dag),
-            "render_run_id": RUN_ID,  # the run id of the rendered values
+            "render_run_id": RUN_ID,  # the run id of the rendered values, and its run_after
+            "render_run_after": str(RUN_AFTER),
             "params": {key: dag.params.get_param(key).dump() for key in dag.params},
             "tasks": {task.task_id: task_report(dag, task) for task in dag.tasks},
         }

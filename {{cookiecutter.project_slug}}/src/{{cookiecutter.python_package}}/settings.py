@@ -30,3 +30,7 @@ CONFIG_LOADER_ARGS = {
     # ${dag_run:...}, a DAG run's own data folder (conf/base/globals.yml).
     "custom_resolvers": {"oc.env": oc.env, **hooks.RESOLVERS},
 }
+
+# Kedro's catalog, except that in a task of an Airflow DAG run every versioned dataset
+# saves the run's one version, so the run's later tasks load exactly what it saved.
+DATA_CATALOG_CLASS = hooks.DagRunCatalog

@@ -10,6 +10,8 @@ check the pipeline registry runs.
   is opened. In a task of a DAG run it puts the parameters the run was triggered
   with (``KEDRO_DAG_PARAMS``) over conf's, once checked.
 - ``RESOLVERS``: ``${dag_run:<root>}``, the catalog's folder of a DAG run's data.
+- ``DagRunCatalog``: the catalog, whose versioned datasets save one version per DAG
+  run (its ``run_after``) in all the run's tasks.
 - MLflow (``project_hooks``, ``disabled_plugins``): kedro-mlflow tracks every run,
   unless the process runs with ``KEDRO_MLFLOW=off``, which a DAG gives its tasks
   when its MLflow tasks are off (``mlflow_tasks_on: off``).
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,9 +35,12 @@ import click
 import yaml
 from kedro.config import AbstractConfigLoader, MissingConfigException
 from kedro.framework.context import KedroContext
+from kedro.framework.context.catalog_mixins import CatalogCommandsMixin
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import find_pipelines, pipelines
+from kedro.io import DataCatalog
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
+from kedro.io.core import VERSION_FORMAT
 from kedro.pipeline import Pipeline
 from kedro.utils import find_kedro_project
 from parse import parse
@@ -43,6 +49,7 @@ from . import config, dags
 from .plan import (
     DAG_INPUTS_VARIABLE,
     DAG_PARAMS_VARIABLE,
+    DAG_RUN_AFTER_VARIABLE,
     DAG_RUN_VARIABLES,
     DEPLOY_SUFFIX,
     MLFLOW_START,
@@ -70,6 +77,7 @@ CHECK_RUN_ID = "check"  # the run id of the DAG run the catalog check resolves f
 TASK_VARIABLES = SimpleNamespace(
     dag_id=DAG_RUN_VARIABLES[0],
     run_id=DAG_RUN_VARIABLES[1],
+    run_after=DAG_RUN_AFTER_VARIABLE,
     inputs=DAG_INPUTS_VARIABLE,
     params=DAG_PARAMS_VARIABLE,
 )
@@ -111,6 +119,34 @@ def dag_run_resolver(root: str, *, _parent_: Any) -> str:
 
 # The resolvers settings.py registers: ${dag_run:<root>} (conf/base/catalog.yml).
 RESOLVERS = {"dag_run": dag_run_resolver}
+
+
+def dag_run_save_version() -> str | None:
+    """In a task of a DAG run, the save version every task of the run stamps its
+    versioned datasets with: the run's `run_after`, in Kedro's format; else None."""
+    run_after = os.environ.get(DAG_RUN_AFTER_VARIABLE)
+    if not run_after:
+        return None
+    stamp = datetime.fromisoformat(run_after).astimezone(UTC).strftime(VERSION_FORMAT)
+    return stamp[:-4] + stamp[-1:]  # milliseconds, as kedro.io.core.generate_timestamp
+
+
+class DagRunCatalog(DataCatalog, CatalogCommandsMixin):  # as Kedro composes them
+    """settings.py's DATA_CATALOG_CLASS: Kedro's own, but in a task of a DAG run its
+    versioned datasets save the run's version, not the session's (each task's start
+    time), so that a run's tasks load exactly what its upstream tasks saved."""
+
+    @classmethod
+    def from_config(  # noqa: D102 (Kedro's)
+        cls, catalog, credentials=None, load_versions=None, save_version=None, **kwargs
+    ):
+        return super().from_config(
+            catalog,
+            credentials,
+            load_versions,
+            dag_run_save_version() or save_version,
+            **kwargs,
+        )
 
 
 def project_pipelines() -> dict[str, Pipeline]:

@@ -497,9 +497,11 @@ def _pod_name(name: str) -> str:
     return _shorten(slug, POD_NAME_LENGTH, "-")
 
 
-# What a DAG gives each of its tasks: the DAG run they belong to, and the datasets
+# What a DAG gives each of its tasks: the DAG run they belong to, when it was due
+# (its `run_after`, which makes the save version its tasks share) and the datasets
 # its pipeline takes from outside it (Plan.inputs_json).
 DAG_RUN_VARIABLES = ("AIRFLOW_DAG_ID", "AIRFLOW_RUN_ID")
+DAG_RUN_AFTER_VARIABLE = "KEDRO_DAG_RUN_AFTER"
 DAG_INPUTS_VARIABLE = "KEDRO_DAG_INPUTS"
 
 
