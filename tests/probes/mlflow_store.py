@@ -17,6 +17,7 @@ out, uri, experiment, pipeline = sys.argv[1:]
 client = mlflow.MlflowClient(tracking_uri=uri)
 found = client.get_experiment_by_name(experiment)
 runs = client.search_runs([found.experiment_id]) if found else []
+models = client.search_logged_models([found.experiment_id]) if found else []
 
 bootstrap_project(Path.cwd())
 with KedroSession.create() as session:
@@ -34,9 +35,7 @@ with open(out, "w") as file:
                     "tags": run.data.tags,
                     "params": run.data.params,
                     "metrics": run.data.metrics,
-                    "models": [model.name for model in client.search_logged_models([found.experiment_id])]
-                    if found
-                    else [],
+                    "models": [model.name for model in models if model.source_run_id == run.info.run_id],
                 }
                 for run in runs
             ],

@@ -62,8 +62,11 @@ def deploy(project: Path, args: argparse.Namespace, rest: list[str]) -> int:
         )
         local.add_argument(
             "--conf",
+            action="append",
+            default=[],
             metavar="JSON",
-            help='the run\'s parameters, {"model_options.test_size": 0.3}',
+            help='a run\'s parameters, {"model_options.test_size": 0.3}; given more '
+            "than once, that many runs of each DAG at the same time",
         )
         options = local.parse_args(rest)
         return Local(project, env or "local").deploy(

@@ -1,25 +1,32 @@
-"""Deploy on this machine: one whole DAG run in a local Airflow, tracked by a local MLflow.
+"""Deploy on this machine: whole DAG runs in a local Airflow, tracked by a local MLflow.
 
 `nox -s deploy` (the `local` target) runs this. It prepares the project's environment
 (.venv) and Airflow's own (from airflow/uv.lock, beside this file), starts an MLflow
 server on 127.0.0.1 unless one answers there, makes an Airflow home (SQLite, no
-examples), writes the DAG with the local operator, checks that it imports, runs it
-once with `airflow dags test` and sums up. It stops what it started, unless asked to
-leave MLflow and the Airflow UI running. Everything lives in build/local/.
+examples), writes the DAGs with the local operator, checks that they import, runs
+them and sums up. One DAG run goes through `airflow dags test`, in one process;
+several (more pipelines, or more than one `--conf`) are triggered at once in a local
+Airflow of their own, API server, scheduler and DAG processor, as Composer would run
+them: their tasks run side by side, as many runs of a DAG as its `max_active_runs`.
+It stops what it started, unless asked to leave MLflow and the Airflow UI running.
+Everything lives in build/local/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -42,6 +49,14 @@ bag = DagBag(dag_folder=sys.argv[2])
 errors = {k: str(v) for k, v in bag.import_errors.items()}
 json.dump({"dags": sorted(bag.dags), "errors": errors}, open(sys.argv[1], "w"))
 """
+
+
+FINISHED = {"success", "failed"}  # a DAG run's end states
+# How long runs at the same time may take, all told, before the deployment gives up.
+SCHEDULED_MINUTES = 60
+# How long the local scheduler's API server may take to answer, and the DAG processor
+# to parse the DAGs.
+START_SECONDS = 180
 
 
 class LocalError(Exception):
@@ -87,6 +102,12 @@ def port_taken(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def stop(process: subprocess.Popen) -> None:
     """Stop ``process`` and its children (its own session), by process id."""
     try:
@@ -116,7 +137,7 @@ class Local:
         self.airflow_home = self.home / "airflow"
         self.airflow_bin = self.home / "airflow-venv/bin"
         self.mlflow_store = self.home / "mlflow"
-        self.report = self.home / "deploy.json"
+        self.report_file = self.home / "deploy.json"
         loader = config.project_loader(project, env)
         self.settings = config.deploy_settings(loader)
         dags = config.read(loader, "airflow").get("default") or {}
@@ -300,6 +321,24 @@ class Local:
             "url": f"{uri}/#/experiments/{experiment_id}/runs/{info['run_id']}",
         }
 
+    def report(
+        self, dag_id: str, run_id: str, state: str, tasks: list[dict], uri: str | None
+    ) -> dict:
+        """What deploy.json and the summary say of one DAG run."""
+        report = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "state": state,
+            "tracked": uri is not None,
+            "tasks": [
+                {**task, "seconds": seconds(task)}
+                for task in sorted(tasks, key=lambda t: t["start_date"] or "~")
+            ],
+            "mlflow": self.mlflow_run(uri, dag_id, run_id) if uri else None,
+        }
+        summarise(report)
+        return report
+
     def run_and_report(
         self, dag_id: str, mlflow_uri: str | None, conf: str | None = None
     ) -> dict:
@@ -309,21 +348,47 @@ class Local:
         )
         run_id, state = self.dag_run(dag_id, conf)
         tasks = self.airflow_json("tasks", "states-for-dag-run", dag_id, run_id)
-        report = {
-            "dag_id": dag_id,
-            "run_id": run_id,
-            "state": state,
-            "tracked": mlflow_uri is not None,
-            "tasks": [
-                {**task, "seconds": seconds(task)}
-                for task in sorted(tasks, key=lambda t: t["start_date"] or "~")
-            ],
-            "mlflow": self.mlflow_run(mlflow_uri, dag_id, run_id)
-            if mlflow_uri
-            else None,
-        }
-        summarise(report)
-        return report
+        return self.report(dag_id, run_id, state, tasks, mlflow_uri)
+
+    def scheduled_runs(
+        self, runs: list[tuple[str, str | None]], mlflow_uri: str | None, keep: bool
+    ) -> tuple[list[dict], list[int]]:
+        """Trigger ``runs`` (DAG id, JSON conf) at once in a local scheduler, watch
+        them to their end and report each; return the reports and, when ``keep``,
+        the process ids left running (the scheduler's, and the UI's)."""
+        step(
+            6,
+            f"{len(runs)} DAG runs at once, in a local Airflow scheduler (logs in "
+            f"{self.shown(self.airflow_home / 'logs')})",
+        )
+        scheduler = Scheduler(self, self.settings["local_airflow_port"])
+        scheduler.start()
+        try:
+            dag_ids = sorted({dag_id for dag_id, _ in runs})
+            scheduler.wait_parsed(dag_ids)
+            for dag_id in dag_ids:
+                scheduler.unpause(dag_id)
+            triggered = []
+            for number, (dag_id, conf) in enumerate(runs, 1):
+                run_id = scheduler.trigger(dag_id, conf)
+                print(
+                    f"    [{number}] {dag_id} {run_id}" + (f" {conf}" if conf else "")
+                )
+                triggered.append((dag_id, run_id))
+            ended = scheduler.watch(triggered)
+            reports = [
+                self.report(dag_id, run_id, *ended[dag_id, run_id], mlflow_uri)
+                for dag_id, run_id in triggered
+            ]
+        except BaseException:
+            scheduler.stop()
+            raise
+        if keep:
+            print(f"Airflow UI  {scheduler.url} (the scheduler goes on running)")
+            return reports, scheduler.pids
+        scheduler.stop()
+        print("Stopped the local Airflow")
+        return reports, []
 
     def keep_running(self, mlflow_uri: str | None, port: int) -> list[int]:
         """Start the Airflow UI (the API server) for the user; return the ids to stop."""
@@ -344,9 +409,10 @@ class Local:
             print(f"MLflow UI   {mlflow_uri}")
         return [server.pid]
 
-    def deploy(
-        self, pipelines: str, leave_running: bool, conf: str | None = None
-    ) -> int:
+    def deploy(self, pipelines: str, leave_running: bool, confs: list[str] = ()) -> int:
+        """Run each DAG of ``pipelines`` once per JSON ``confs`` (once with none)."""
+        for conf in confs:
+            check_conf(conf)
         self.home.mkdir(parents=True, exist_ok=True)
         self.prepare_environments()
         step(3, "An MLflow server on 127.0.0.1")
@@ -358,12 +424,18 @@ class Local:
         kept: list[int] = []
         try:
             dag_ids = self.prepare_dags(pipelines, uri)
-            reports = [self.run_and_report(dag_id, uri, conf) for dag_id in dag_ids]
-            self.report.write_text(
+            runs = [(dag_id, conf) for dag_id in dag_ids for conf in confs or [None]]
+            if len(runs) == 1:
+                ((dag_id, conf),) = runs
+                reports = [self.run_and_report(dag_id, uri, conf)]
+            else:
+                reports, kept = self.scheduled_runs(runs, uri, leave_running)
+            self.report_file.write_text(
                 json.dumps({"mlflow_uri": uri, "runs": reports}, indent=2) + "\n"
             )
             if leave_running:
-                kept = self.keep_running(uri, self.settings["local_airflow_port"])
+                if len(runs) == 1:
+                    kept = self.keep_running(uri, self.settings["local_airflow_port"])
                 kept += [server.pid] if server else []
                 if kept:
                     print(
@@ -374,6 +446,176 @@ class Local:
             if server and server.pid not in kept:
                 stop(server)
                 print(f"Stopped the MLflow server (process {server.pid})")
+
+
+class Scheduler:
+    """A local Airflow that schedules: its API server (the UI too, on ``port``), its
+    scheduler with the LocalExecutor, and its DAG processor, each a process of its
+    own session, on the Airflow home of ``local``."""
+
+    PROCESSES = ("api-server", "scheduler", "dag-processor")
+
+    def __init__(self, local: Local, port: int):
+        self.local, self.port = local, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def env(self) -> dict[str, str]:
+        return self.local.airflow_env() | {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Where the executor's tasks report to, and the secret of their tokens,
+            # which the API server and the scheduler must share.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            # The scheduler serves task logs on a port of its own: any free one.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+
+    def start(self) -> None:
+        if port_taken(self.port):
+            raise LocalError(
+                f"127.0.0.1:{self.port} is taken, and runs at the same time need "
+                f"Airflow's API server there: set local_airflow_port in "
+                f"conf/{self.local.env}/deploy.yml to a free port"
+            )
+        env, home = self.env(), self.local.home
+        started, self.since = time.monotonic(), datetime.now(UTC)
+        for name in self.PROCESSES:
+            extra = ["--host", "127.0.0.1", "--port", str(self.port)]
+            self.processes.append(
+                subprocess.Popen(
+                    [self.local.airflow_bin / "airflow", name]
+                    + (extra if name == "api-server" else []),
+                    stdout=(home / f"airflow-{name}.log").open("w"),
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        print(f"    starting Airflow's {', '.join(self.PROCESSES)}")
+        while not self.healthy():
+            self.check_alive()
+            if time.monotonic() - started > START_SECONDS:
+                raise LocalError(
+                    f"Airflow's API server did not answer at {self.url} in 3 "
+                    f"minutes: see {self.local.shown(home)}/airflow-api-server.log"
+                )
+            time.sleep(1)
+        print(f"    up in {time.monotonic() - started:.0f} s, UI at {self.url}")
+
+    def check_alive(self) -> None:
+        for name, process in zip(self.PROCESSES, self.processes, strict=True):
+            if process.poll() is not None:
+                raise LocalError(
+                    f"Airflow's {name} exited ({process.returncode}): see "
+                    f"{self.local.shown(self.local.home)}/airflow-{name}.log"
+                )
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def api(self, method: str, path: str, **body: Any) -> dict:
+        """A call of Airflow's REST API, which needs no login here (all admins)."""
+        response = requests.request(
+            method, f"{self.url}/api/v2/{path}", json=body or None, timeout=30
+        )
+        if not response.ok:
+            detail = response.text
+            with contextlib.suppress(ValueError):
+                detail = response.json().get("detail", detail)
+            raise LocalError(f"Airflow refused {method} {path}: {detail}")
+        return response.json()
+
+    def wait_parsed(self, dag_ids: list[str]) -> None:
+        """Until the DAG processor has parsed each DAG since it started."""
+        deadline = time.monotonic() + START_SECONDS
+        for dag_id in dag_ids:
+            while True:
+                self.check_alive()
+                with contextlib.suppress(LocalError):
+                    parsed = self.api("GET", f"dags/{quote(dag_id)}")
+                    when = parsed.get("last_parsed_time")
+                    if when and datetime.fromisoformat(when) >= self.since:
+                        break
+                if time.monotonic() > deadline:
+                    raise LocalError(
+                        f"Airflow did not parse {dag_id} in 3 minutes: see "
+                        f"{self.local.shown(self.local.home)}/airflow-dag-processor.log"
+                    )
+                time.sleep(1)
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"dags/{quote(dag_id)}", is_paused=False)
+
+    def trigger(self, dag_id: str, conf: str | None) -> str:
+        """Trigger a run of ``dag_id`` with the JSON ``conf``; return its run id."""
+        body = {"logical_date": None, "conf": json.loads(conf) if conf else {}}
+        return self.api("POST", f"dags/{quote(dag_id)}/dagRuns", **body)["dag_run_id"]
+
+    def watch(self, runs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+        """Say how the tasks of ``runs`` go, numbered as triggered, until every run
+        ends; return each run's (state, tasks)."""
+        deadline = time.monotonic() + SCHEDULED_MINUTES * 60
+        seen: dict[tuple[int, str], str] = {}
+        ended: dict[tuple[str, str], tuple] = {}
+        while len(ended) < len(runs):
+            self.check_alive()
+            for number, (dag_id, run_id) in enumerate(runs, 1):
+                if (dag_id, run_id) in ended:
+                    continue
+                path = f"dags/{quote(dag_id)}/dagRuns/{quote(run_id, safe='')}"
+                tasks = self.api("GET", f"{path}/taskInstances")["task_instances"]
+                for task in tasks:
+                    key, state = (number, task["task_id"]), task["state"]
+                    if state != seen.get(key) and state in TASK_NEWS:
+                        print(f"    [{number}] {TASK_NEWS[state](task)}", flush=True)
+                    seen[key] = state
+                state = self.api("GET", path)["state"]
+                if state in FINISHED:
+                    ended[dag_id, run_id] = (state, tasks)
+            if time.monotonic() > deadline:
+                raise LocalError(
+                    f"the runs did not end in {SCHEDULED_MINUTES} minutes: see "
+                    f"{self.local.shown(self.local.airflow_home / 'logs')}"
+                )
+            time.sleep(2)
+        return ended
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop(process)
+
+
+def check_conf(conf: str) -> None:
+    """Refuse a `--conf` that is not a JSON object, naming it."""
+    try:
+        parsed = json.loads(conf)
+    except ValueError as error:
+        parsed = error
+    if not isinstance(parsed, dict):
+        raise LocalError(
+            f"--conf {conf!r} is not a JSON object"
+            + (f" ({parsed})" if isinstance(parsed, ValueError) else "")
+            + ": give the parameters as '{\"model_options.test_size\": 0.3}'"
+        )
+
+
+# What the local scheduler says when a task reaches a state.
+TASK_NEWS = {
+    "running": lambda task: f"{task['task_id']} ...",
+    "success": lambda task: f"{task['task_id']} done in {seconds(task) or 0:.1f} s",
+    "up_for_retry": lambda task: f"{task['task_id']} failed, to be retried",
+    "failed": lambda task: f"{task['task_id']} failed",
+    "upstream_failed": lambda task: f"{task['task_id']} not run: upstream failed",
+}
 
 
 def summarise(report: dict[str, Any]) -> None:
