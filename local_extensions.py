@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent
 TAKEN_MODULES = ROOT / "hooks" / "taken_modules.txt"
 PLAN = ROOT / "{{cookiecutter.project_slug}}/src/{{cookiecutter.python_package}}_deploy/plan.py"
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_HCL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # What YAML lets stand in a double-quoted scalar as it is: printable, and no line break
 # of its own (NEL, LINE and PARAGRAPH SEPARATOR); anything else is escaped.
 _YAML_PLAIN = re.compile("[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -36,6 +37,18 @@ def yaml_string(value: str) -> str:
     never a boolean (`yes`, `off`), a null or a number, and with non-ASCII text (emoji
     too) written as itself, not as JSON's surrogate escapes."""
     return '"' + "".join(_yaml_char(char) for char in str(value)) + '"'
+
+
+@simple_filter
+def hcl_string(value: str) -> str:
+    """Quote ``value`` as a Terraform (HCL) string that Terraform reads as exactly it:
+    escapes for quotes, backslashes and control characters, and `${` and `%{` doubled
+    so that no answer is ever an interpolation or a template directive."""
+    escaped = "".join(
+        _HCL_ESCAPES.get(char, f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char)
+        for char in str(value)
+    )
+    return '"' + escaped.replace("${", "$${").replace("%{", "%%{") + '"'
 
 
 def _yaml_char(char: str) -> str:

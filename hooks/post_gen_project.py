@@ -25,6 +25,7 @@ OPTIONAL_PARTS = {
         "src/{python_package}_deploy/mlflow_runs.py",
     ],
     "github_actions": [".github"],
+    "infrastructure": ["infra"],
 }
 # Answers that belong to this machine and this bake, not to the project.
 MACHINE_KEYS = {"_output_dir", "_repo_dir", "_checkout"}

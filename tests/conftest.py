@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from cookiecutter.main import cookiecutter
@@ -40,6 +42,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     session = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "NOX_CURRENT_SESSION"}
     env = {k: v for k, v in os.environ.items() if k not in session}
     return env | {"COLUMNS": "200"} | extra
+
+
+def project_module(project: Path, name: str, package: str = "spaceflights") -> ModuleType:
+    """A module of a baked project's deployment layer that needs no Kedro (plan.py),
+    imported from its file."""
+    path = project / f"src/{package}_deploy/{name}.py"
+    spec = importlib.util.spec_from_file_location(f"baked_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -48,6 +48,23 @@ DEFAULT_FILES = {
             "08_reporting",
         )
     ),
+    # The GCP project as code (tests/test_infra.py checks it).
+    *(
+        f"infra/{name}"
+        for name in (
+            "composer.tf",
+            "deployer.tf",
+            "gke.tf",
+            "main.tf",
+            "mlflow.tf",
+            "outputs.tf",
+            "registry.tf",
+            "storage.tf",
+            "terraform.tfvars",
+            "variables.tf",
+            "versions.tf",
+        )
+    ),
     "noxfile.py",
     "pyproject.toml",
     "uv.lock",
@@ -96,6 +113,7 @@ WITHOUT = {
         "src/{pkg}_deploy/mlflow_runs.py",
     },
     "github_actions": {".github/workflows/ci.yml"},
+    "infrastructure": {path for path in DEFAULT_FILES if path.startswith("infra/")},
 }
 AWKWARD = {
     "project_name": 'Rocket\'s "Quote" \\ Co',

@@ -3,7 +3,6 @@ a registry and a Cloud Storage emulator on 127.0.0.1 (see components.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -13,7 +12,6 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from components import (
@@ -26,7 +24,7 @@ from components import (
     require_docker,
     trusted_ca_bundle,
 )
-from conftest import bake, choices, clean_env, run, uv
+from conftest import bake, choices, clean_env, project_module, run, uv
 
 PYTHON = choices("python_version")[0]
 PACKAGE = "spaceflights"
@@ -53,16 +51,6 @@ def committed(project: Path) -> Path:
     git(project, "add", "-A")
     git(project, "commit", "-qm", "Bake")
     return project
-
-
-def project_module(project: Path, name: str) -> ModuleType:
-    """A module of the deployment layer that needs no Kedro, imported from its file."""
-    path = project / f"src/{PACKAGE}_deploy/{name}.py"
-    spec = importlib.util.spec_from_file_location(f"baked_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def shipping_env(**env: str) -> dict[str, str]:
