@@ -17,6 +17,7 @@ DEFAULT_FILES = {
     ".cruft.json",  # where the bake came from, for `cruft update`
     ".dockerignore",
     ".github/workflows/ci.yml",
+    ".github/workflows/deploy.yml",
     ".gitignore",
     ".python-version",
     ".telemetry",
@@ -91,6 +92,7 @@ DEFAULT_FILES = {
             "config.py",
             "dags.py",
             "hooks.py",
+            "infra.py",
             "local.py",
             "mlflow_hooks.py",
             "mlflow_runs.py",
@@ -112,7 +114,7 @@ WITHOUT = {
         "src/{pkg}_deploy/mlflow_hooks.py",
         "src/{pkg}_deploy/mlflow_runs.py",
     },
-    "github_actions": {".github/workflows/ci.yml"},
+    "github_actions": {".github/workflows/ci.yml", ".github/workflows/deploy.yml"},
     "infrastructure": {path for path in DEFAULT_FILES if path.startswith("infra/")},
 }
 AWKWARD = {
@@ -141,6 +143,7 @@ SUPPORTED = {
     **{f"python-{version}": {"python_version": version} for version in choices("python_version")[1:]},
     **{f"without-{switch}": {switch: "no"} for switch in WITHOUT},
     "all-switches-off": dict.fromkeys(WITHOUT, "no"),
+    "gke-operator": {"pod_operator": "gke", "k8s_namespace": "rockets", "gke_cluster": "rockets-gke"},
     "awkward-answers": AWKWARD,
     **{f"yaml-{name}": answers for name, answers in YAML_SENSITIVE.items()},
     "other-names": {
@@ -235,10 +238,24 @@ def test_gcp_environment_puts_every_persisted_dataset_on_the_bucket(baked):
     assert all(catalog[name]["filepath"].startswith("${globals:data_root}/01_raw/") for name in raw)
     written = [entry["filepath"] for name, entry in catalog.items() if name not in raw]
     assert written and all(path.startswith("${dag_run:${globals:data_root}}/") for path in written)
-    assert yaml.safe_load((project / "conf/base/globals.yml").read_text()) == {"data_root": "data"}
+    base = yaml.safe_load((project / "conf/base/globals.yml").read_text())
+    assert (set(base), base["data_root"]) == ({"data_root", "infra"}, "data")
     bucket = answers.get("data_bucket", f"{TEMPLATE['gcp_project_id']}-{project.name}")
+    assert base["infra"]["data_root"] == f"gs://{bucket}/{project.name}"
+    # The gcp environment's: the infra block's that `nox -s infra` writes there, else the bake's.
     gcp = yaml.safe_load((project / "conf/gcp/globals.yml").read_text())
-    assert gcp == {"data_root": f"gs://{bucket}/{project.name}"}
+    assert gcp == {"data_root": f'${{oc.select:infra.data_root,"gs://{bucket}/{project.name}"}}'}
+
+
+def infra_block(project: Path) -> dict:
+    """What the cloud environment is made of, as the bake writes it (conf/base/globals.yml)."""
+    return yaml.safe_load((project / "conf/base/globals.yml").read_text(encoding="utf-8"))["infra"]
+
+
+def resolved(value, infra: dict):
+    """A setting that reads the infra block, `${globals:infra.<key>}`, with the block's value."""
+    found = re.fullmatch(r"\$\{globals:infra\.(\w+)\}", value) if isinstance(value, str) else None
+    return infra[found.group(1)] if found else value
 
 
 def test_airflow_settings_carry_the_answers(baked):
@@ -246,13 +263,28 @@ def test_airflow_settings_carry_the_answers(baked):
     defaults = {key: answers.get(key, TEMPLATE[key]) for key in ("author_name", "author_email", "k8s_service_account")}
     region = answers.get("gcp_region", TEMPLATE["gcp_region"])
     gcp_project = answers.get("gcp_project_id", TEMPLATE["gcp_project_id"])
-    settings = yaml.safe_load((project / "conf/base/airflow.yml").read_text())["default"]
+    raw = yaml.safe_load((project / "conf/base/airflow.yml").read_text())["default"]
+    infra = infra_block(project)
+    settings = {key: resolved(value, infra) for key, value in raw.items()}
+    assert {key for key, value in raw.items() if value != settings[key]} == {
+        *("operator", "gcp_project_id", "region", "cluster", "namespace", "service_account", "image"),
+        "mlflow_iap_audience",
+    } & set(raw), "the cloud environment's settings come from the infra block"
     assert settings["owner"] == defaults["author_name"]
     assert settings["email"] == ([defaults["author_email"]] if defaults["author_email"] else [])
     assert (settings["gcp_project_id"], settings["region"]) == (gcp_project, region)
-    assert settings["cluster"] == answers.get("gke_cluster", f"{project.name}-gke")
-    assert settings["namespace"] == project.name
-    assert settings["service_account"] == defaults["k8s_service_account"]
+    if answers.get("pod_operator", "kubernetes") == "gke":
+        assert settings["operator"] == "gke"
+        assert settings["cluster"] == answers.get("gke_cluster", f"{project.name}-gke")
+        assert settings["namespace"] == answers.get("k8s_namespace", project.name)
+        assert settings["service_account"] == defaults["k8s_service_account"]
+    else:  # Composer 3's own cluster, as it runs the pods
+        assert settings["operator"] == "kubernetes"
+        assert (settings["cluster"], settings["namespace"], settings["service_account"]) == (
+            None,
+            "composer-user-workloads",
+            None,
+        )
     assert settings["image"] == f"{region}-docker.pkg.dev/{gcp_project}/kedro/{project.name}"
     assert settings["default_machine"] in settings["machines"]
 
@@ -263,14 +295,18 @@ def test_every_answer_reads_back_from_yaml_as_given(baked):
     conf = project / "conf"
     settings = yaml.safe_load((conf / "base/airflow.yml").read_text(encoding="utf-8"))["default"]
     assert settings["owner"] == answer["author_name"]
-    cluster = answers.get("gke_cluster", f"{project.name}-gke")
-    assert (settings["namespace"], settings["cluster"]) == (project.name, cluster)
-    composer = yaml.safe_load((conf / "base/deploy.yml").read_text())["composer_environment"]
+    infra = infra_block(project)
+    if answers.get("pod_operator") == "gke":
+        expected = (answers.get("k8s_namespace", project.name), answers.get("gke_cluster", f"{project.name}-gke"))
+        assert (infra["namespace"], infra["cluster"]) == expected
+    composer = resolved(yaml.safe_load((conf / "base/deploy.yml").read_text())["composer_environment"], infra)
     assert composer == answers.get("composer_environment", f"{project.name}-composer")
     if (conf / "base/mlflow.yml").exists():
         assert yaml.safe_load((conf / "base/mlflow.yml").read_text())["tracking"]["experiment"]["name"] == project.name
         server = yaml.safe_load((conf / "gcp/mlflow.yml").read_text())["server"]["mlflow_tracking_uri"]
-        expected = answer["mlflow_tracking_uri"].replace("{{ cookiecutter.k8s_namespace }}", project.name)
+        server = resolved(server, infra)
+        namespace = answers.get("k8s_namespace", project.name)
+        expected = answer["mlflow_tracking_uri"].replace("{{ cookiecutter.k8s_namespace }}", namespace)
         assert server == expected
 
 
@@ -301,9 +337,10 @@ def test_optional_parts_carry_their_answers(baked):
         assert "mlflow:" not in (project / "conf/base/catalog.yml").read_text()
         assert "| MLflow |" not in (project / "README.md").read_text()
     if answers.get("github_actions", "yes") == "yes":
+        # Copied as they are, GitHub's expressions included (tests/test_workflows.py checks them).
         workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
-        assert workflow["concurrency"]["group"] == "${{ github.workflow }}-${{ github.ref }}"
-        assert workflow["jobs"]["check"]["steps"][-1]["run"] == "uvx nox -s lint tests"
+        assert workflow["concurrency"]["group"] == "ci-${{ github.ref }}"
+        assert [step.get("run") for step in workflow["jobs"]["check"]["steps"]][2] == "uvx nox -s lint tests"
 
 
 def test_cruft_file_names_the_template_and_its_commit(baked):

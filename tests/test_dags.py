@@ -59,11 +59,16 @@ default:
 # `kedro airflow create` of some 20 s: the variants cover the template's branches.
 VARIANTS = {
     "gcp": ("gcp", PIPELINES, ()),
+    # The gke operator: GKEStartPodOperator on a GKE cluster of one's own (the default is Composer 3's).
+    "gke": (
+        "gcp",
+        "__default__",
+        ("operator=gke", "cluster=spaceflights-gke", "namespace=spaceflights", "service_account=kedro-runner"),
+    ),
     "kubernetes-pod": (
         "gcp",
         "__default__",
         (
-            "operator=kubernetes",
             "mlflow_tasks_on=pod",
             f"mlflow_iap_audience={AUDIENCE}",
             "mount_service_account_token=true",
@@ -131,6 +136,8 @@ HOSTILE_SECTION = {
     "tags": ['it\'s "{{ 7*7 }}"', "{% if 1 %}x{% endif %}\nline \\ two.sh"],
 }
 HOSTILE_SETTINGS = {
+    "operator": "gke",  # a namespace of its own, which Composer 3's cluster would refuse
+    "service_account": "kedro-runner",
     "namespace": 'ns\'"{{ 7*7 }}".yaml',
     "cluster": "cl{{ 7*7 }}.yaml",
     "mlflow_iap_audience": 'aud\'"{{ 7*7 }}".yaml',
@@ -319,7 +326,7 @@ def generated(project, hostile, tmp_path_factory) -> dict:
     in_parallel(
         [  # the longest first
             [*(variant(name) for name in HOSTILE_VARIANTS), probe(hostile, "hostile.json", "hostile")],
-            [variant("gcp"), variant("kubernetes-pod")],
+            [variant("gcp"), variant("kubernetes-pod"), variant("gke")],
             [refusal(name) for name in list(REFUSED)[:2]],
             [variant("nogroup"), variant("off")],
             [variant("local"), probe(project, "plans.json", "gcp", "nogroup", "local")],
@@ -493,7 +500,7 @@ def test_tasks_commands_and_edges_are_the_plans(loaded, dags, plans, env, pipeli
         upstream = sorted(a for a, b in plan["edges"] if b == task["id"]) or [START]
         assert report["upstream"] == upstream
         assert f"| {task['id']} | {task['machine']} | {', '.join(task['nodes'])} |" in rows
-    assert dag["operators"] == ["GKEStartPodOperator", "PythonOperator"]
+    assert dag["operators"] == ["KubernetesPodOperator", "PythonOperator"]  # Composer 3's own cluster
     assert set(dag["tags"]) == {"kedro", "spaceflights", pipeline, "gcp"}
 
 
@@ -515,8 +522,10 @@ def test_every_task_may_run_as_long_as_its_plan_says(loaded, dags, plans, name):
 def test_pods_are_built_by_the_provider_as_planned(loaded, dags, plans):
     plan, settings = plans["gcp"]["__default__"]["plan"], plans["gcp"]["__default__"]["settings"]
     machines = settings["machines"]
-    for name in ["gcp", "kubernetes-pod"]:
-        operator = "KubernetesPodOperator" if name.startswith("kubernetes") else "GKEStartPodOperator"
+    for name in ["gcp", "kubernetes-pod", "gke"]:
+        operator = "GKEStartPodOperator" if name == "gke" else "KubernetesPodOperator"
+        # Composer 3 runs KubernetesPodOperator's pods in its namespace, as its environment's service account.
+        identity = ("kedro-runner", "spaceflights") if name == "gke" else (None, "composer-user-workloads")
         dag = dag_of(loaded, dags[name], "__default__")
         pod_mode = name.endswith("-pod")
         assert dag["operators"] == ([operator] if pod_mode else [operator, "PythonOperator"])
@@ -531,7 +540,7 @@ def test_pods_are_built_by_the_provider_as_planned(loaded, dags, plans):
             assert pod["annotations"] == ({"kedro.org/nodes": ",".join(task["nodes"])} if task["nodes"] else {})
             assert pod["resources"]["requests"] == machines[task["machine"]]["requests"]
             assert pod["resources"]["limits"] == machines[task["machine"]]["limits"]
-            assert (pod["service_account"], pod["namespace"], pod["image"]) == ("kedro-runner", "spaceflights", IMAGE)
+            assert (pod["service_account"], pod["namespace"], pod["image"]) == (*identity, IMAGE)
             assert pod["containers"] == ["base"]  # no XCom sidecar: tasks find the MLflow run by its tags
             assert pod["manifest"]["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]
             (container,) = pod["manifest"]["spec"]["containers"]
@@ -631,7 +640,7 @@ def test_one_mlflow_run_wraps_every_dag_run(loaded, dags, plans, project, name):
 
 def test_with_mlflow_off_the_tasks_track_nothing(loaded, dags, plans):
     plan, dag = plans["nogroup"]["__default__"]["plan"], dag_of(loaded, dags["off"], "__default__")
-    assert dag["operators"] == ["GKEStartPodOperator"]
+    assert dag["operators"] == ["KubernetesPodOperator"]
     assert list(dag["tasks"]) == [task["id"] for task in plan["tasks"]]  # no start nor end
     assert dag["user_defined_macros"] == []
     for task_id, task in dag["tasks"].items():

@@ -184,7 +184,7 @@ def test_the_hooks_read_answers_as_json_data():
 
 def test_post_gen_hook_removes_only_switched_off_parts(tmp_path):
     hook = load_hook("post_gen_project", tmp_path / "hook")
-    answers = {"mlflow_tracking": "no", "github_actions": "yes", "python_package": "rocket"}
+    answers = {"mlflow_tracking": "no", "github_actions": "yes", "infrastructure": "yes", "python_package": "rocket"}
     for paths in hook.OPTIONAL_PARTS.values():
         for path in (tmp_path / path.format(**answers) for path in paths):
             file = path / "x.py" if not path.suffix else path
@@ -201,7 +201,7 @@ def test_post_gen_hook_removes_only_switched_off_parts(tmp_path):
         "src/rocket_deploy/mlflow_hooks.py",
         "src/rocket_deploy/mlflow_runs.py",
     ]
-    assert (tmp_path / ".github").is_dir()
+    assert (tmp_path / ".github").is_dir() and (tmp_path / "infra").is_dir()
     assert (tmp_path / "keep.txt").exists()
     assert not (tmp_path / "conf").exists() and not (tmp_path / "src").exists(), "empty folders are tidied away"
     assert set(hook.OPTIONAL_PARTS) == {key for key, value in TEMPLATE.items() if value == ["yes", "no"]}

@@ -91,14 +91,14 @@ def test_the_bakes_tfvars_set_declared_variables_and_every_required_one(infra):
 
 
 def test_the_bucket_expires_exactly_the_dag_runs_folders(project, infra):
-    """The lifecycle rule's prefix is the data root's path below the bucket (conf/gcp's
-    globals.yml) and the runs' folder of plan.py's layout, with the bake's values."""
+    """The lifecycle rule's prefix is the data root's path below the bucket (the bake's
+    infra block of globals.yml) and the runs' folder of plan.py's layout."""
     rules = resource(infra, "google_storage_bucket", "data")["lifecycle_rule"]
     (rule,) = [rule for rule in rules if "matches_prefix" in rule["condition"][0]]
     ((prefix,),) = rule["condition"][0]["matches_prefix"]
     assert rule["action"][0]["type"] == ["Delete"]
     tfvars = {name: value for name, (value,) in parsed(infra / "terraform.tfvars").items()}
-    data_root = yaml.safe_load((project / "conf/gcp/globals.yml").read_text())["data_root"]
+    data_root = yaml.safe_load((project / "conf/base/globals.yml").read_text())["infra"]["data_root"]
     assert data_root == f"gs://{tfvars['data_bucket']}/{tfvars['name']}"
     runs = project_module(project, "plan").dag_run_prefix("dag", "run").removesuffix("/dag/run")
     assert prefix.replace("${var.name}", tfvars["name"]) == f"{data_root.split('/', 3)[3]}/{runs}/"

@@ -217,8 +217,38 @@ def test_missing_settings_are_named_with_the_file_they_belong_in():
     config = {k: v for k, v in CONFIG.items() if k not in {"image", "cluster"}}
     with pytest.raises(PlanError, match=r"conf/base/airflow.yml: missing setting\(s\) cluster, image under `default`"):
         plan_module.check_settings(config, {}, "conf/base/airflow.yml")
-    # The kubernetes operator needs no GKE cluster.
-    assert plan_module.check_settings(config | {"operator": "kubernetes", "image": "i"}, {}, "x")["cluster"] is None
+    # The kubernetes operator (Composer 3's cluster) needs no GKE cluster, and no service account.
+    composer = {"operator": "kubernetes", "image": "i", "namespace": "composer-user-workloads"}
+    settings = plan_module.check_settings(
+        {k: v for k, v in config.items() if k != "service_account"} | composer, {}, "x"
+    )
+    assert (settings["cluster"], settings["service_account"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"namespace": "spaceflights"},
+            "conf/gcp/airflow.yml: `namespace: spaceflights`, but Cloud Composer 3 runs KubernetesPodOperator's pods "
+            "only in composer-user-workloads, whatever a DAG says. Set `namespace: composer-user-workloads`, or "
+            "`operator: gke`",
+        ),
+        (
+            {"service_account": "kedro-runner"},
+            "conf/gcp/airflow.yml: `service_account: kedro-runner`, but on Cloud Composer 3's cluster the pods run as "
+            "the environment's service account",
+        ),
+    ],
+)
+def test_what_composer_3_would_not_do_with_its_pods_is_refused(change, message):
+    composer = CONFIG | {"operator": "kubernetes", "namespace": "composer-user-workloads", "service_account": None}
+    assert plan_module.check_settings(composer, {}, "x")["namespace"] == "composer-user-workloads"
+    with pytest.raises(PlanError) as error:
+        plan_module.check_settings(composer | change, dict.fromkeys(change, "conf/gcp/airflow.yml"), "x")
+    assert message in str(error.value)
+    # On a GKE cluster of one's own, both are the user's to choose.
+    assert plan_module.check_settings(CONFIG | change, {}, "x")["operator"] == "gke"
 
 
 # The MLflow run of a DAG run: `mlflow_tasks_on` adds a first and a last task around the pipeline's.

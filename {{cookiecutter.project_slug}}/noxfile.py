@@ -81,6 +81,17 @@ def upload(session: nox.Session) -> None:
     deployment(session, "upload")
 
 
+{% if cookiecutter.infrastructure == "yes" -%}
+@nox.session(venv_backend="none")
+def infra(session: nox.Session) -> None:
+    """Bring the GCP project to what the DAGs need: `-- plan|apply|settings|validate --env <env>`.
+
+    Terraform (or OpenTofu) in infra/, then its outputs into conf/<env>/globals.yml.
+    """
+    deployment(session, "infra")
+
+
+{% endif -%}
 @nox.session(venv_backend="none")
 def deploy(session: nox.Session) -> None:
     """Deploy to the target in deploy.yml, or `-- --target local|composer --env <env>`.

@@ -16,11 +16,13 @@ from pathlib import Path
 from . import config, ship
 from .dags import write_dags
 from .hooks import project_dir
+from .infra import Infra, InfraError
 from .local import Local, LocalError
 from .plan import PlanError
 
 CLOUD_ENV = "gcp"  # the environment the baked project's DAGs run with
 TARGETS = ("local", "composer")
+INFRA_ACTIONS = ("plan", "apply", "settings", "validate")
 
 
 def target(project: Path, env: str) -> ship.Target:
@@ -29,11 +31,16 @@ def target(project: Path, env: str) -> ship.Target:
 
 
 def generate(
-    where: ship.Target, pipelines: str, image: str | None, params: list[str] = ()
+    where: ship.Target,
+    pipelines: str,
+    image: str | None,
+    params: list[str] = (),
+    check: bool = False,
 ) -> list[Path]:
     """Write the DAGs of ``pipelines`` for the environment into dags/<env>/, pinned
     to ``image`` (by default the one `push` recorded; none for the local
-    environment, whose tasks run here), ``params`` (`key=value`) over its settings."""
+    environment, whose tasks run here), ``params`` (`key=value`) over its settings;
+    with ``check``, load them in Airflow (its own environment, from airflow/uv.lock)."""
     if image is None and where.env != "local":
         image = ship.pushed_image(where)
     params = [*params, f"image={image}"] if image else list(params)
@@ -45,6 +52,11 @@ def generate(
         ) from error
     for path in written:
         print(f"Wrote {path.relative_to(where.project)}")
+    if check:
+        local = Local(where.project, where.env)
+        local.prepare_airflow()
+        dags = [path for path in written if path.name.endswith("_dag.py")]
+        print(f"Airflow loads {', '.join(local.check_imports(dags))} without errors")
     return written
 
 
@@ -116,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         "--image", help="the image to run (default: build/<env>/image)"
     )
     generate_.add_argument(
+        "--check",
+        action="store_true",
+        help="then load the DAGs in Airflow, failing on any import error",
+    )
+    generate_.add_argument(
         "--params",
         action="append",
         default=[],
@@ -125,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "summary", parents=[with_env], help="say what is deployed where"
     )
+    infra_ = commands.add_parser(
+        "infra",
+        parents=[with_env],
+        help="Terraform in infra/, its outputs into conf/<env>/globals.yml",
+    )
+    infra_.add_argument("action", choices=INFRA_ACTIONS)
     deploy_ = commands.add_parser(
         "deploy", help="deploy to the target deploy.yml names, or --target's"
     )
@@ -149,10 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "upload":
             ship.upload(where, args.dry_run)
         elif args.command == "generate":
-            generate(where, args.pipelines, args.image, args.params)
+            generate(where, args.pipelines, args.image, args.params, args.check)
+        elif args.command == "infra":
+            getattr(Infra(project, args.env or CLOUD_ENV), args.action)()
         else:
             ship.summary(where)
-    except (ship.ShipError, PlanError, LocalError) as error:
+    except (ship.ShipError, PlanError, LocalError, InfraError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     return 0

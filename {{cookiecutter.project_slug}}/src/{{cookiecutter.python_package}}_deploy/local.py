@@ -176,6 +176,9 @@ class Local:
         step(1, "The project's environment, .venv (uv sync --locked)")
         run(["uv", "sync", "--locked"], cwd=self.project, env=own_env())
         step(2, f"Airflow's own environment, {self.shown(self.airflow_bin.parent)}")
+        self.prepare_airflow()
+
+    def prepare_airflow(self) -> None:
         run(
             ["uv", "sync", "--locked", "--project", AIRFLOW_LOCK],
             env=own_env(UV_PROJECT_ENVIRONMENT=str(self.airflow_bin.parent)),
@@ -255,6 +258,7 @@ class Local:
 
     def check_imports(self, dags: list[Path]) -> list[str]:
         """The DAG ids in ``dags``, loaded by Airflow; raise on any import error."""
+        self.home.mkdir(parents=True, exist_ok=True)
         out = self.home / "imports.json"
         ids = []
         for dag in dags:

@@ -82,6 +82,8 @@ SETTINGS = {
     "mlflow_iap_audience": Setting((str, NONE), None),
 }
 MACHINE_KEYS = {"requests", "limits", "execution_timeout"}
+# Where Cloud Composer 3 runs KubernetesPodOperator's pods, whatever a DAG says.
+COMPOSER_NAMESPACE = "composer-user-workloads"
 # The tasks a DAG with MLflow adds around the pipeline's: they start and end the one
 # MLflow run of the DAG run. `start_mlflow_run` is also the pipeline the first runs
 # in a pod (`mlflow_tasks_on: pod`).
@@ -208,10 +210,14 @@ def check_settings(
         return files.get(key, default_file)
 
     schema = dict(SETTINGS)
-    if config.get("operator", SETTINGS["operator"].default) != "gke":
-        # Only GKEStartPodOperator names a cluster.
+    operator = config.get("operator", SETTINGS["operator"].default)
+    if operator != "gke":
+        # Only GKEStartPodOperator names a cluster, and its pods a service account.
         schema["cluster"] = Setting((str, NONE), None)
+        schema["service_account"] = Setting((str, NONE), None)
     settings = check_types(config, schema, where, REMOVED, missing="under `default`")
+    if settings["operator"] == "kubernetes":
+        _check_composer_pods(settings, where)
     if settings["mlflow_tasks_on"] is False:
         settings["mlflow_tasks_on"] = "off"
     _check_machines(settings, where("machines"))
@@ -234,6 +240,26 @@ def check_settings(
             f"{settings['start_date']!r}."
         ) from None
     return settings | {"start_date": start}
+
+
+def _check_composer_pods(settings: Mapping[str, Any], where: Callable) -> None:
+    """What Cloud Composer 3 does with KubernetesPodOperator's pods whatever a DAG
+    says: they run in its own namespace, as the environment's service account."""
+    if settings["namespace"] != COMPOSER_NAMESPACE:
+        raise PlanError(
+            f"{where('namespace')}: `namespace: {settings['namespace']}`, but Cloud "
+            f"Composer 3 runs KubernetesPodOperator's pods only in {COMPOSER_NAMESPACE}, "
+            f"whatever a DAG says. Set `namespace: {COMPOSER_NAMESPACE}`, or `operator: "
+            "gke` to run them on a GKE cluster of your own."
+        )
+    if settings["service_account"] is not None:
+        raise PlanError(
+            f"{where('service_account')}: `service_account: "
+            f"{settings['service_account']}`, but on Cloud Composer 3's cluster the "
+            "pods run as the environment's service account, and no other can be made "
+            "there. Set `service_account: null` (grant the environment's service "
+            "account what the pods need), or `operator: gke` for a cluster of your own."
+        )
 
 
 def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
