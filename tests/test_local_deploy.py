@@ -1,18 +1,22 @@
-"""The local deployment end to end: a real Airflow runs the whole DAG, each task a
+"""The local deployment end to end: a real Airflow runs whole DAGs, each task a
 `kedro run` process, tracked by a real MLflow server (slow).
 
-One baked project serves the module, in order: the default deployment, triggered
-with parameters of its own, then one where a task fails once and another always
-fails, then one given a parameter the project has not.
+One baked project serves the module, in order: four DAG runs at once in a local
+scheduler (two of `__default__` and two of `data_science`, triggered with parameters
+of their own, `max_active_runs: 2`), each on its own data and in its own MLflow run;
+then, through `airflow dags test`, a run where a task fails once and another always
+fails, and one given a parameter the project has not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,10 @@ KEDRO_TASKS = ["companies", "shuttles", "split", "train_model_node", "evaluate_m
 EXPECTED_METRICS = {"r2_score", "mae", "max_error"}
 # The parameters the default run is triggered with, over conf's (airflow dags test --conf).
 TRIGGERED = {"model_options.test_size": 0.3, "model_options.features": ["engines", "crew"]}
+OTHER = {"model_options.test_size": 0.2}
+SIZES = (TRIGGERED["model_options.test_size"], OTHER["model_options.test_size"])  # each DAG's two runs
+DAGS = {"spaceflights-__default__-local": "__default__", "spaceflights-data_science-local": "data_science"}
+SHARED_TABLE = "data/03_primary/model_input_table.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +43,10 @@ def project(tmp_path_factory) -> Path:
     (project / "conf/local/deploy.yml").write_text(
         f"local_mlflow_port: {free_port()}\nlocal_airflow_port: {free_port()}\n"
     )
+    (project / "conf/local/airflow.yml").write_text("default:\n  max_active_runs: 2\n")
+    run("uv", "sync", "--locked", cwd=project)
+    # What data_science takes in, published where every run reads it.
+    run(".venv/bin/kedro", "run", "--pipelines", "data_processing", cwd=project, env=clean_env(KEDRO_MLFLOW="off"))
     return project
 
 
@@ -103,19 +115,36 @@ def replaced(path: Path, old: str, new: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def default_run(project) -> subprocess.CompletedProcess:
-    return deploy(project, "--conf", json.dumps(TRIGGERED))
+    """Four runs at once: each DAG triggered with TRIGGERED, then with OTHER; the
+    table data_science reads in its usual place is left as it was."""
+    shared = project / SHARED_TABLE
+    before = (hashlib.sha256(shared.read_bytes()).hexdigest(), shared.stat().st_mtime_ns)
+    confs = [f"--conf={json.dumps(conf)}" for conf in (TRIGGERED, OTHER)]
+    result = deploy(project, "--pipelines", ",".join(DAGS.values()), *confs)
+    assert (hashlib.sha256(shared.read_bytes()).hexdigest(), shared.stat().st_mtime_ns) == before, (
+        "no run writes what the pipeline takes in"
+    )
+    return result
+
+
+def reports(project: Path) -> list[dict]:
+    return json.loads((project / "build/local/deploy.json").read_text())["runs"]
+
+
+def when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
 
 
 def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, default_run):
     output = default_run.stdout + default_run.stderr
     assert default_run.returncode == 0, output
-    dag_run = report(project)
-    assert dag_run["state"] == "success"
+    dag_run = reports(project)[0]  # __default__, triggered with TRIGGERED
+    assert (dag_run["dag_id"], dag_run["state"]) == ("spaceflights-__default__-local", "success")
     tasks = {task["task_id"]: task["state"] for task in dag_run["tasks"]}
     assert tasks == dict.fromkeys(["start_mlflow_run", *KEDRO_TASKS, "end_mlflow_run"], "success")
 
     store = mlflow_store(project)
-    (tracked,) = store["runs"]  # one run, and only the DAG run's
+    (tracked,) = runs_of(store, dag_run["run_id"])  # one run, and only the DAG run's
     assert tracked["tags"]["airflow_run_id"] == dag_run["run_id"]
     assert tracked["tags"]["airflow_dag_id"] == "spaceflights-__default__-local"
     assert tracked["status"] == "FINISHED" and tracked["end_time"]
@@ -128,15 +157,77 @@ def test_the_whole_dag_runs_with_one_mlflow_run_holding_everything(project, defa
     folder = project / tracked["tags"]["data_folder"]
     assert folder.parent == project / "data/runs/spaceflights-__default__-local"
     assert (folder / "08_reporting/metrics.json").exists() and any((folder / "06_models").rglob("*.pickle"))
-    assert not (project / "data/03_primary/model_input_table.parquet").exists()
 
     # The summary says the same, with each task's duration and the run's address.
     assert dag_run["mlflow"]["run_id"] == tracked["run_id"]
     assert f"MLflow run {tracked['run_id']}: FINISHED" in output
     assert all(task["seconds"] > 0 for task in dag_run["tasks"])
     for task in KEDRO_TASKS:
-        assert f"    {task} done in" in output  # progress, as the run goes
+        assert f"    [1] {task} done in" in output  # progress, as the run goes
     assert "Stopped the MLflow server" in output
+
+
+def test_the_runs_run_at_the_same_time(project, default_run):
+    output = default_run.stdout + default_run.stderr
+    runs = reports(project)
+    assert [(dag_run["dag_id"], dag_run["state"]) for dag_run in runs] == [
+        (dag_id, "success") for dag_id in DAGS for _ in SIZES
+    ]
+    assert "4 DAG runs at once, in a local Airflow scheduler" in output
+    assert "Stopped the local Airflow" in output
+    # Every run had begun before any ended: none waited for another.
+    starts = [min(when(task["start_date"]) for task in dag_run["tasks"]) for dag_run in runs]
+    ends = [max(when(task["end_date"]) for task in dag_run["tasks"]) for dag_run in runs]
+    assert max(starts) < min(ends), list(zip(starts, ends, strict=True))
+    for number in range(1, 5):
+        assert f"    [{number}] evaluate_model_node done in" in output  # progress, as it goes
+
+
+def test_each_run_has_its_own_mlflow_run_with_its_parameters_metrics_and_model(project, default_run):
+    store = mlflow_store(project)
+    assert len(store["runs"]) == len(reports(project))
+    for dag_run, size in zip(reports(project), SIZES * len(DAGS), strict=True):
+        (tracked,) = runs_of(store, dag_run["run_id"])
+        assert tracked["tags"]["airflow_dag_id"] == dag_run["dag_id"]
+        assert tracked["status"] == "FINISHED"
+        assert tracked["params"]["model_options.test_size"] == str(size)
+        assert set(tracked["metrics"]) == EXPECTED_METRICS
+        assert tracked["models"] == ["regressor"]
+        assert dag_run["mlflow"]["run_id"] == tracked["run_id"]
+        # What the run reported on disk is what its MLflow run holds.
+        metrics = json.loads((project / tracked["tags"]["data_folder"] / "08_reporting/metrics.json").read_text())
+        assert metrics == pytest.approx(tracked["metrics"])
+
+
+def test_each_run_s_data_is_its_own(project, default_run):
+    store = mlflow_store(project)
+    folders = {}
+    for dag_run in reports(project):
+        (tracked,) = runs_of(store, dag_run["run_id"])
+        folder = project / tracked["tags"]["data_folder"]
+        assert folder.parent == project / "data/runs" / dag_run["dag_id"]
+        folders[str(folder)] = dag_run
+    assert len(folders) == len(reports(project)), "a folder per run"
+
+    # Each run split the data with its own test_size: nobody else wrote its sets.
+    out = project / "build/split_sizes.json"
+    run(project / ".venv/bin/python", PROBES / "split_sizes.py", out, *folders, cwd=project)
+    sizes = json.loads(out.read_text())
+    for (folder, dag_run), size in zip(folders.items(), SIZES * len(DAGS), strict=True):
+        rows = sizes[folder]
+        assert rows["X_test"] / (rows["X_train"] + rows["X_test"]) == pytest.approx(size, abs=0.01), dag_run
+
+        # One version of the model, the run's own: every task stamps its run_after.
+        (version,) = (Path(folder) / "06_models/regressor.pickle").iterdir()
+        run_after = datetime.fromisoformat(dag_run["run_id"].removeprefix("manual__")).astimezone(UTC)
+        assert version.name == run_after.strftime("%Y-%m-%dT%H.%M.%S.%f")[:-3] + "Z"
+
+        # data_science reads the table from its usual place, and writes no copy.
+        written = {path.relative_to(folder).parts[0] for path in Path(folder).rglob("*") if path.is_file()}
+        expected = {"05_model_input", "06_models", "08_reporting"}
+        if DAGS[dag_run["dag_id"]] == "__default__":
+            expected |= {"02_intermediate", "03_primary"}
+        assert written == expected, folder
 
 
 def test_a_retried_task_and_a_failing_one_leave_one_run_failed(project, default_run, tmp_path):

@@ -4,8 +4,8 @@ deploy (main to dev, a tag or a manual run to prod).
 zizmor audits them (its pedantic persona, offline) and must find nothing; every
 action is pinned by a full commit SHA; permissions are read-only but for the OIDC
 token of the deploy job; authentication is Workload Identity Federation with the
-identity infra/ makes. The ci workflow's DAG step runs here as it is written, in a
-baked project: the DAGs are generated and loaded in a real Airflow.
+identity infra/ makes. The ci workflow's DAG step runs as it is written in
+tests/test_infra_settings.py: the DAGs are generated and loaded in a real Airflow.
 
 actionlint is not run: its PyPI package downloads the binary from GitHub's releases
 when it is installed, which these machines cannot reach, and the one npm build
@@ -14,7 +14,6 @@ when it is installed, which these machines cannot reach, and the one npm build
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import yaml
-from conftest import bake, clean_env
+from conftest import bake
 
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 
@@ -94,22 +93,3 @@ def test_deploy_goes_to_dev_from_main_and_to_prod_from_a_tag_or_by_hand(project,
     assert {"workload_identity_provider", "deployer_service_account"} <= outputs
     (command,) = [step["run"] for step in job["steps"] if "nox -s deploy" in step.get("run", "")]
     assert shlex.split(command)[:6] == ["uvx", "nox", "-s", "deploy", "--", "--target"]
-
-
-@pytest.mark.slow
-def test_the_ci_workflows_dag_step_generates_the_dags_and_airflow_loads_them(project, workflows):
-    (step,) = [step for step in steps(workflows["ci"]) if "--check" in step.get("run", "")]
-    command = shlex.split(step["run"])
-    assert command[:3] == ["uvx", "nox", "-s"]
-    result = subprocess.run(
-        [sys.executable, "-m", "nox", "--non-interactive", *command[2:]],
-        cwd=project,
-        env=clean_env(PATH=os.environ["PATH"]),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "Airflow loads spaceflights-__default__-gcp without errors" in output
-    assert (project / "dags/gcp/spaceflights_gcp_dag.py").exists()
