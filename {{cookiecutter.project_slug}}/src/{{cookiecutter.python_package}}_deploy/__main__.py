@@ -1,7 +1,7 @@
 """The deployment's commands: `python -m <package>_deploy <command> --help`.
 
-The project's nox sessions run them (`nox -s generate build push upload deploy`), in
-the project's own environment. Each works on one Kedro environment (`--env`), with
+The project's nox sessions run them (`nox -s generate build push upload deploy infra`),
+in the project's own environment. Each works on one Kedro environment (`--env`), with
 that environment's settings (see config.py). A problem the user can fix ends in one
 line, `ERROR: <what>: <how to fix it>`, and exit status 1.
 """
